@@ -1,0 +1,71 @@
+//! Stream the life of a trading backtest (start, progress, log lines, final results,
+//! errors) to user interfaces in real time.
+//!
+//! The crate is built from a few parts that compose:
+//!
+//! - the **event model** ([`Event`] and its five payloads), serialized exactly as the
+//!   original system did: `{"type": "backtest_progress", "data": {...}}`;
+//! - the **[`ProgressSink`] trait**, which every transport implements, with ready sinks:
+//!   [`MemorySink`], [`channel`], [`JsonLinesSink`], [`FanOut`], [`NoopSink`] and
+//!   [`sink_fn`];
+//! - the **[`ProgressStreamer`]**, which turns a run's lifecycle into events: start,
+//!   throttled progress, complete or error, with the duration computed for you.
+//!
+//! # Quick start
+//!
+//! ```
+//! use backtest_stream::{JsonLinesSink, ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+//!
+//! let bars = 10_000;
+//! let mut run = ProgressStreamer::new(JsonLinesSink::stdout())
+//!     .start(RunInfo::new("vanilla", "EURUSD").timeframe("H1"), bars);
+//! let mut pnl = 0.0;
+//! for bar in 1..=bars {
+//!     pnl += 0.01; // ... the engine's work ...
+//!     run.progress(bar, || ProgressDetails { current_pnl: pnl, ..Default::default() });
+//! }
+//! run.complete(RunResults { final_balance: 10_000.0 + pnl, ..Default::default() });
+//! ```
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `server` | yes | the WebSocket broadcast server (tokio, tokio-tungstenite) |
+//!
+//! The core (events, sinks, streamer) needs no async runtime: a plain synchronous
+//! backtest loop can use it, and publishing never blocks on I/O.
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod event;
+mod id;
+mod jsonl;
+mod memory;
+mod sink;
+mod streamer;
+mod timestamp;
+mod topic;
+
+#[cfg(feature = "server")]
+pub mod server;
+
+pub use event::{
+    BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, EventKind, LogEntry,
+    LogLevel,
+};
+pub use id::{BacktestId, InvalidBacktestId};
+pub use jsonl::{
+    JsonLinesConfig, JsonLinesReader, JsonLinesSink, JsonLinesStats, OverflowPolicy,
+    ReadJsonLinesError, read_json_lines,
+};
+pub use memory::{ChannelSink, MemorySink, channel};
+pub use sink::{
+    Envelope, FanOut, FanOutFailures, FnSink, NoopSink, ProgressSink, SinkError, sink_fn,
+};
+pub use streamer::{
+    DeliveryStats, ProgressDetails, ProgressStreamer, RunInfo, RunResults, RunSummary,
+    RunningBacktest, SharedSink, SinkErrorHook, StreamerConfig,
+};
+pub use timestamp::{Timestamp, TimestampError};
+pub use topic::{InvalidTopic, Topic};

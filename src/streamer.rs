@@ -1,0 +1,508 @@
+//! The progress streamer: the lifecycle of one run, from `backtest_start` to
+//! `backtest_complete` or `backtest_error`, with throttled progress in between.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{
+    BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Envelope, Event,
+    ProgressSink, SinkError, Timestamp, Topic,
+};
+
+/// A sink shared between a streamer and other parts of a program.
+pub type SharedSink = Arc<dyn ProgressSink>;
+
+/// A hook called with every error a sink returns, instead of logging it (a log record
+/// about a failing sink could travel through that same sink).
+pub type SinkErrorHook = Arc<dyn Fn(&BacktestId, &SinkError) + Send + Sync>;
+
+/// How a run publishes.
+#[derive(Clone)]
+pub struct StreamerConfig {
+    /// The topic the run publishes on (default [`Topic::BACKTEST`]).
+    pub topic: Topic,
+    /// Send progress every this many bars (default 100; 0 is taken as 1).
+    pub progress_every: u64,
+    /// Send progress no more often than this (default: no limit). The final 100 %
+    /// update is always sent.
+    pub min_interval: Option<Duration>,
+    /// Called with every sink error (default: none; errors are counted in
+    /// [`DeliveryStats`] either way).
+    pub on_sink_error: Option<SinkErrorHook>,
+}
+
+impl Default for StreamerConfig {
+    fn default() -> Self {
+        Self {
+            topic: Topic::BACKTEST,
+            progress_every: 100,
+            min_interval: None,
+            on_sink_error: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamerConfig")
+            .field("topic", &self.topic)
+            .field("progress_every", &self.progress_every)
+            .field("min_interval", &self.min_interval)
+            .field("on_sink_error", &self.on_sink_error.is_some())
+            .finish()
+    }
+}
+
+/// What a run is: the labels of its `backtest_start` event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunInfo {
+    /// The variant or mode (`"vanilla"`, `"spiced"`, ...).
+    pub variant: String,
+    /// The traded symbol.
+    pub symbol: String,
+    /// The bar timeframe (`"H1"`).
+    pub timeframe: String,
+    /// The first date of the data (`"2023-01-01"`).
+    pub start_date: String,
+    /// The last date of the data.
+    pub end_date: String,
+}
+
+impl RunInfo {
+    /// A run of `variant` on `symbol`; the other labels are empty.
+    pub fn new(variant: impl Into<String>, symbol: impl Into<String>) -> Self {
+        Self {
+            variant: variant.into(),
+            symbol: symbol.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the timeframe.
+    pub fn timeframe(mut self, timeframe: impl Into<String>) -> Self {
+        self.timeframe = timeframe.into();
+        self
+    }
+
+    /// Sets the first and last date.
+    pub fn dates(mut self, start_date: impl Into<String>, end_date: impl Into<String>) -> Self {
+        self.start_date = start_date.into();
+        self.end_date = end_date.into();
+        self
+    }
+}
+
+/// The details of a progress update, built only when the update is actually sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProgressDetails {
+    /// The date of the current bar (`"2023-06-15"`).
+    pub current_date: String,
+    /// Trades so far.
+    pub trades_count: u64,
+    /// Profit and loss so far.
+    pub current_pnl: f64,
+    /// A status text; `None` gives `"Processing bar N/TOTAL"`.
+    pub status: Option<String>,
+}
+
+/// The final figures of a successful run, for `backtest_complete`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunResults {
+    /// The account balance at the end.
+    pub final_balance: f64,
+    /// Closed trades.
+    pub total_trades: u64,
+    /// Winning trades in percent (`NaN` without trades: sent as `null`).
+    pub win_rate: f64,
+    /// Annualised Sharpe ratio (`NaN` when unknown: sent as `null`).
+    pub sharpe_ratio: f64,
+    /// Maximum drawdown in percent, positive.
+    pub drawdown: f64,
+    /// Total return in percent.
+    pub return_pct: f64,
+    /// Extra results metadata (trade list, parameters, ...).
+    pub results: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How publishing went for a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Events the sink accepted.
+    pub published: u64,
+    /// Events the sink refused (each also passed to the error hook, if any).
+    pub failed: u64,
+    /// The last error, as text.
+    pub last_error: Option<String>,
+}
+
+/// What [`RunningBacktest::complete`] and [`RunningBacktest::error`] return.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// The run.
+    pub backtest_id: BacktestId,
+    /// Wall-clock time from start to end.
+    pub duration: Duration,
+    /// How publishing went.
+    pub delivery: DeliveryStats,
+}
+
+/// Streams one backtest run to a sink: the Rust form of the original
+/// `BacktestProgressStreamer`.
+///
+/// A streamer is configured, then [started](ProgressStreamer::start), which publishes
+/// `backtest_start` and gives a [`RunningBacktest`] for progress and the final event.
+///
+/// ```
+/// use backtest_stream::{
+///     BacktestId, EventKind, MemorySink, ProgressDetails, ProgressStreamer, RunInfo, RunResults,
+/// };
+///
+/// let memory = MemorySink::new();
+/// let mut run = ProgressStreamer::new(memory.clone())
+///     .with_id(BacktestId::new("my-custom-id")?)
+///     .progress_every(250)
+///     .start(RunInfo::new("spiced", "EURUSD").timeframe("H1"), 1_000);
+/// for bar in 1..=1_000 {
+///     run.progress(bar, || ProgressDetails { trades_count: bar / 100, ..Default::default() });
+/// }
+/// let summary = run.complete(RunResults { final_balance: 12_500.0, ..Default::default() });
+/// assert_eq!(summary.delivery.published, 6); // start, 4 × progress, complete
+/// assert_eq!(memory.events()[5].kind(), EventKind::BacktestComplete);
+/// # Ok::<(), backtest_stream::InvalidBacktestId>(())
+/// ```
+#[derive(Clone)]
+pub struct ProgressStreamer {
+    sink: SharedSink,
+    id: BacktestId,
+    config: StreamerConfig,
+}
+
+impl std::fmt::Debug for ProgressStreamer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressStreamer")
+            .field("id", &self.id)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProgressStreamer {
+    /// A streamer for a new run with a random id and the default configuration.
+    pub fn new(sink: impl ProgressSink + 'static) -> Self {
+        Self::with_config(sink, StreamerConfig::default())
+    }
+
+    /// A streamer for a new run with a random id and the given configuration.
+    pub fn with_config(sink: impl ProgressSink + 'static, config: StreamerConfig) -> Self {
+        Self::from_shared(Arc::new(sink), config)
+    }
+
+    /// A streamer publishing to a sink that other parts of the program share.
+    pub fn from_shared(sink: SharedSink, config: StreamerConfig) -> Self {
+        Self {
+            sink,
+            id: BacktestId::random(),
+            config,
+        }
+    }
+
+    /// Uses the caller's id for the run instead of a random one.
+    pub fn with_id(mut self, id: BacktestId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Publishes on `topic` instead of [`Topic::BACKTEST`].
+    pub fn topic(mut self, topic: Topic) -> Self {
+        self.config.topic = topic;
+        self
+    }
+
+    /// Sends progress every `bars` bars (0 is taken as 1).
+    pub fn progress_every(mut self, bars: u64) -> Self {
+        self.config.progress_every = bars;
+        self
+    }
+
+    /// Sends progress no more often than every `interval` (the final update excepted).
+    pub fn min_interval(mut self, interval: Duration) -> Self {
+        self.config.min_interval = Some(interval);
+        self
+    }
+
+    /// Calls `hook` with every error the sink returns.
+    pub fn on_sink_error(
+        mut self,
+        hook: impl Fn(&BacktestId, &SinkError) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.on_sink_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// The id the run will have.
+    pub fn id(&self) -> &BacktestId {
+        &self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StreamerConfig {
+        &self.config
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &SharedSink {
+        &self.sink
+    }
+
+    /// Starts the run: publishes `backtest_start` now. `total_bars` is the length of the
+    /// run, for the progress percentage.
+    pub fn start(self, info: RunInfo, total_bars: u64) -> RunningBacktest {
+        let every = self.config.progress_every.max(1);
+        let mut run = RunningBacktest {
+            sink: self.sink,
+            id: self.id,
+            topic: self.config.topic,
+            every,
+            min_interval: self.config.min_interval,
+            on_sink_error: self.config.on_sink_error,
+            total_bars,
+            next_due: every.min(total_bars),
+            final_sent: false,
+            started: Instant::now(),
+            last_sent: None,
+            delivery: DeliveryStats::default(),
+            finished: false,
+        };
+        let event = Event::BacktestStart(BacktestStart {
+            backtest_id: run.id.clone(),
+            variant: info.variant,
+            symbol: info.symbol,
+            timeframe: info.timeframe,
+            start_date: info.start_date,
+            end_date: info.end_date,
+            timestamp: Timestamp::now(),
+        });
+        run.publish(event);
+        run
+    }
+}
+
+/// A run in progress. Send progress with [`progress`](RunningBacktest::progress), end it
+/// with [`complete`](RunningBacktest::complete) or [`error`](RunningBacktest::error):
+/// both consume the run, so nothing can be published after its end.
+///
+/// A run dropped without either (an early `return`, a `?`, a panic) publishes a
+/// `backtest_error` saying so, so that no user interface waits forever.
+pub struct RunningBacktest {
+    sink: SharedSink,
+    id: BacktestId,
+    topic: Topic,
+    every: u64,
+    min_interval: Option<Duration>,
+    on_sink_error: Option<SinkErrorHook>,
+    total_bars: u64,
+    /// The smallest bar count that may produce an update.
+    next_due: u64,
+    final_sent: bool,
+    started: Instant,
+    last_sent: Option<Instant>,
+    delivery: DeliveryStats,
+    finished: bool,
+}
+
+impl std::fmt::Debug for RunningBacktest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningBacktest")
+            .field("id", &self.id)
+            .field("topic", &self.topic)
+            .field("total_bars", &self.total_bars)
+            .field("next_due", &self.next_due)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningBacktest {
+    /// The run's id.
+    pub fn id(&self) -> &BacktestId {
+        &self.id
+    }
+
+    /// The topic the run publishes on.
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// The run's length in bars.
+    pub fn total_bars(&self) -> u64 {
+        self.total_bars
+    }
+
+    /// The sink the run publishes to.
+    pub fn sink(&self) -> &SharedSink {
+        &self.sink
+    }
+
+    /// Time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// How publishing has gone so far.
+    pub fn delivery(&self) -> &DeliveryStats {
+        &self.delivery
+    }
+
+    /// Reports that `bars_processed` bars are done; returns whether an update was sent.
+    ///
+    /// An update is sent when `bars_processed` reaches the next multiple of the cadence
+    /// (every 100 bars by default) and the minimum interval, if any, has passed since
+    /// the last update; the final update (`bars_processed >= total_bars`) is always sent,
+    /// once. `details` is called only for updates that are sent, so a suppressed call
+    /// costs a comparison.
+    #[inline]
+    pub fn progress(
+        &mut self,
+        bars_processed: u64,
+        details: impl FnOnce() -> ProgressDetails,
+    ) -> bool {
+        if bars_processed < self.next_due {
+            return false;
+        }
+        self.progress_due(bars_processed, details)
+    }
+
+    /// Whether [`progress`](RunningBacktest::progress) with `bars_processed` would
+    /// consider sending an update (the minimum interval aside).
+    #[inline]
+    pub fn is_progress_due(&self, bars_processed: u64) -> bool {
+        bars_processed >= self.next_due && !(self.final_sent && bars_processed >= self.total_bars)
+    }
+
+    #[cold]
+    fn progress_due(
+        &mut self,
+        bars_processed: u64,
+        details: impl FnOnce() -> ProgressDetails,
+    ) -> bool {
+        let is_final = bars_processed >= self.total_bars;
+        if is_final {
+            if self.final_sent {
+                self.next_due = u64::MAX;
+                return false;
+            }
+        } else {
+            let next_multiple = (bars_processed / self.every + 1).saturating_mul(self.every);
+            self.next_due = next_multiple.min(self.total_bars);
+            if let (Some(min), Some(last)) = (self.min_interval, self.last_sent) {
+                if last.elapsed() < min {
+                    return false;
+                }
+            }
+        }
+        let details = details();
+        let now = Instant::now();
+        self.last_sent = Some(now);
+        if is_final {
+            self.final_sent = true;
+            self.next_due = u64::MAX;
+        }
+        let progress = if self.total_bars == 0 {
+            100.0
+        } else {
+            (bars_processed.min(self.total_bars) as f64 / self.total_bars as f64) * 100.0
+        };
+        let status = details
+            .status
+            .unwrap_or_else(|| format!("Processing bar {bars_processed}/{}", self.total_bars));
+        let event = Event::BacktestProgress(BacktestProgress {
+            backtest_id: self.id.clone(),
+            progress,
+            status,
+            bars_processed,
+            total_bars: self.total_bars,
+            current_date: details.current_date,
+            trades_count: details.trades_count,
+            current_pnl: details.current_pnl,
+            timestamp: Timestamp::now(),
+        });
+        self.publish(event);
+        true
+    }
+
+    /// Publishes any event on the run's topic, counting the outcome. Used for events
+    /// that belong to the run but are made elsewhere (its log entries, for example).
+    pub fn publish(&mut self, event: Event) {
+        let envelope = Envelope::new(self.topic.clone(), event);
+        match self.sink.publish(&envelope) {
+            Ok(()) => self.delivery.published += 1,
+            Err(error) => {
+                self.delivery.failed += 1;
+                if let Some(hook) = &self.on_sink_error {
+                    hook(&self.id, &error);
+                }
+                self.delivery.last_error = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Ends the run successfully: publishes `backtest_complete` with `duration_seconds`
+    /// computed from the start.
+    pub fn complete(mut self, results: RunResults) -> RunSummary {
+        let duration = self.started.elapsed();
+        let event = Event::BacktestComplete(BacktestComplete {
+            backtest_id: self.id.clone(),
+            final_balance: results.final_balance,
+            total_trades: results.total_trades,
+            win_rate: results.win_rate,
+            sharpe_ratio: results.sharpe_ratio,
+            drawdown: results.drawdown,
+            return_pct: results.return_pct,
+            duration_seconds: duration.as_secs_f64(),
+            timestamp: Timestamp::now(),
+            results: results.results,
+        });
+        self.finish(event, duration)
+    }
+
+    /// Ends the run with a failure: publishes `backtest_error`.
+    pub fn error(mut self, error: impl Into<String>, details: impl Into<String>) -> RunSummary {
+        let duration = self.started.elapsed();
+        let event = self.error_event(error.into(), details.into());
+        self.finish(event, duration)
+    }
+
+    fn error_event(&self, error: String, error_details: String) -> Event {
+        Event::BacktestError(BacktestError {
+            backtest_id: self.id.clone(),
+            error,
+            error_details,
+            timestamp: Timestamp::now(),
+        })
+    }
+
+    fn finish(&mut self, event: Event, duration: Duration) -> RunSummary {
+        self.publish(event);
+        self.finished = true;
+        RunSummary {
+            backtest_id: self.id.clone(),
+            duration,
+            delivery: self.delivery.clone(),
+        }
+    }
+}
+
+impl Drop for RunningBacktest {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let details = if std::thread::panicking() {
+            "the backtest thread panicked before the run completed"
+        } else {
+            "the run was dropped without complete() or error()"
+        };
+        let event = self.error_event("Backtest ended without completing".into(), details.into());
+        self.publish(event);
+    }
+}
