@@ -32,24 +32,40 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `server` | yes | the WebSocket broadcast server (tokio, tokio-tungstenite) |
+//! | `csv` | yes | the CSV bar loader ([`load_csv`], [`read_csv`]; the `csv` crate) |
 //!
 //! The core (events, sinks, streamer) needs no async runtime: a plain synchronous
 //! backtest loop can use it, and publishing never blocks on I/O.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bar;
+#[cfg(feature = "csv")]
+mod csv_data;
+pub mod engine;
 mod event;
 mod id;
 mod jsonl;
 mod memory;
+pub mod metrics;
+pub mod reference_engine;
 mod sink;
+mod sma_crossover;
 mod streamer;
+mod synthetic;
 mod timestamp;
 mod topic;
 
 #[cfg(feature = "server")]
 pub mod server;
 
+pub use bar::Bar;
+#[cfg(feature = "csv")]
+pub use csv_data::{CSV_COLUMNS, CsvError, load_csv, read_csv};
+pub use engine::{
+    BacktestEngine, BacktestRunner, CancelToken, Cancelled, EngineOutput, RunError, RunMonitor,
+    error_chain,
+};
 pub use event::{
     BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, EventKind, LogEntry,
     LogLevel,
@@ -60,12 +76,19 @@ pub use jsonl::{
     ReadJsonLinesError, read_json_lines,
 };
 pub use memory::{ChannelSink, MemorySink, channel};
+pub use metrics::Metrics;
+pub use reference_engine::{
+    BacktestReport, EngineConfig, InvalidOrder, Order, Position, ReferenceEngine,
+    ReferenceEngineError, Side, Strategy, StrategyContext, StrategyError, Trade, run_backtest,
+};
 pub use sink::{
     Envelope, FanOut, FanOutFailures, FnSink, NoopSink, ProgressSink, SinkError, sink_fn,
 };
+pub use sma_crossover::{SmaCrossover, SmaParamsError};
 pub use streamer::{
     DeliveryStats, ProgressDetails, ProgressStreamer, RunInfo, RunResults, RunSummary,
     RunningBacktest, SharedSink, SinkErrorHook, StreamerConfig,
 };
+pub use synthetic::{SyntheticBars, SyntheticError};
 pub use timestamp::{Timestamp, TimestampError};
 pub use topic::{InvalidTopic, Topic};
