@@ -132,8 +132,10 @@ impl DrawdownTracker {
 /// ```
 /// use backtest_stream::metrics::sharpe_ratio;
 ///
-/// // Returns +10 % and −10 %: mean 0.
-/// assert_eq!(sharpe_ratio(&[100.0, 110.0, 99.0], 252.0), 0.0);
+/// // Returns +50 %, −50 %, +100 %: mean 1/3, sample deviation √(7/12),
+/// // so 1/3 ÷ √(7/12) × √252 = 4√3.
+/// let sharpe = sharpe_ratio(&[100.0, 150.0, 75.0, 150.0], 252.0);
+/// assert!((sharpe - 4.0 * 3f64.sqrt()).abs() < 1e-12);
 /// assert!(sharpe_ratio(&[100.0, 110.0], 252.0).is_nan()); // one return
 /// assert!(sharpe_ratio(&[100.0, 110.0, 121.0], 252.0).is_nan()); // zero deviation
 /// ```
