@@ -50,6 +50,10 @@ mod topic;
 #[cfg(feature = "server")]
 pub mod server;
 
+pub mod log_bridge;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
+
 pub use event::{
     BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, EventKind, LogEntry,
     LogLevel,
@@ -59,6 +63,7 @@ pub use jsonl::{
     JsonLinesConfig, JsonLinesReader, JsonLinesSink, JsonLinesStats, OverflowPolicy,
     ReadJsonLinesError, read_json_lines,
 };
+pub use log_bridge::{BacktestLogging, LogBridge, LogScope, RunLogger, setup_backtest_logging};
 pub use memory::{ChannelSink, MemorySink, channel};
 pub use sink::{
     Envelope, FanOut, FanOutFailures, FnSink, NoopSink, ProgressSink, SinkError, sink_fn,
