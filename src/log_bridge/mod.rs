@@ -65,11 +65,13 @@ pub use run_logger::{BacktestLogging, RunLogger, setup_backtest_logging};
 pub use scope::{LogScope, SuppressGuard, suppress};
 
 use filter::TargetFilter;
-use scope::{Busy, NotEntered};
+pub(crate) use scope::{Busy, NotEntered};
 
+#[cfg(feature = "tracing")]
+pub(crate) use entry::last_segment;
 pub(crate) use entry::{RunContext, from_record};
-#[allow(unused_imports)]
-pub(crate) use scope::current as current_scope;
+#[cfg(feature = "tracing")]
+pub(crate) use scope::{ScopeTarget, current as current_scope};
 
 /// A logger that drops everything: the inner logger of a bridge that wraps none.
 #[derive(Debug, Clone, Copy, Default)]
@@ -121,7 +123,7 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> BridgeStats {
+    pub(crate) fn snapshot(&self) -> BridgeStats {
         BridgeStats {
             delivered: self.delivered.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
