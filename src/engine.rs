@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::{
-    BacktestId, ProgressDetails, ProgressSink, ProgressStreamer, RunInfo, RunResults,
+    BacktestId, LogScope, ProgressDetails, ProgressSink, ProgressStreamer, RunInfo, RunResults,
     RunningBacktest, SharedSink, StreamerConfig, Topic,
 };
 
@@ -414,12 +414,13 @@ impl BacktestRunner {
     }
 }
 
-/// Enters the run's log scope, so that the records this thread logs while the returned
-/// guard lives become the run's `log_entry` events.
+/// Enters the run's log scope (the log bridge's [`LogScope`]), so that the records
+/// this thread logs while the returned guard lives become the run's `log_entry` events
+/// (once a [`LogBridge`](crate::LogBridge) is installed as the global logger).
 ///
 /// This is the single place where the runner meets the log bridge.
-fn enter_log_scope(_run: &RunningBacktest) -> impl Sized + use<> {
-    // The log bridge (`LogScope`) is wired here once it is available.
+fn enter_log_scope(run: &RunningBacktest) -> LogScope {
+    LogScope::enter_run(run)
 }
 
 /// The `error` and `error_details` of `backtest_error` for a failed run.

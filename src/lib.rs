@@ -66,6 +66,10 @@ pub use engine::{
     BacktestEngine, BacktestRunner, CancelToken, Cancelled, EngineOutput, RunError, RunMonitor,
     error_chain,
 };
+pub mod log_bridge;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
+
 pub use event::{
     BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, EventKind, LogEntry,
     LogLevel,
@@ -75,6 +79,7 @@ pub use jsonl::{
     JsonLinesConfig, JsonLinesReader, JsonLinesSink, JsonLinesStats, OverflowPolicy,
     ReadJsonLinesError, read_json_lines,
 };
+pub use log_bridge::{BacktestLogging, LogBridge, LogScope, RunLogger, setup_backtest_logging};
 pub use memory::{ChannelSink, MemorySink, channel};
 pub use metrics::Metrics;
 pub use reference_engine::{

@@ -18,10 +18,19 @@ fn reads_bars_with_utc_timestamps() {
     .unwrap();
     assert_eq!(bars.len(), 2);
     assert_eq!(
-        (bars[0].open, bars[0].high, bars[0].low, bars[0].close, bars[0].volume),
+        (
+            bars[0].open,
+            bars[0].high,
+            bars[0].low,
+            bars[0].close,
+            bars[0].volume
+        ),
         (1.5, 2.5, 1.25, 2.0, 100.0)
     );
-    assert_eq!(bars[1].timestamp, "2024-01-15T11:00:00Z".parse::<Timestamp>().unwrap());
+    assert_eq!(
+        bars[1].timestamp,
+        "2024-01-15T11:00:00Z".parse::<Timestamp>().unwrap()
+    );
     assert_eq!(bars[1].volume, 250.5);
 }
 
@@ -31,7 +40,13 @@ fn columns_may_come_in_any_order_with_extra_ones() {
                 7,4,EURUSD,2024-01-15 10:00:00,1,5,2\n";
     let bars = read_csv(text.as_bytes()).unwrap();
     assert_eq!(
-        (bars[0].open, bars[0].high, bars[0].low, bars[0].close, bars[0].volume),
+        (
+            bars[0].open,
+            bars[0].high,
+            bars[0].low,
+            bars[0].close,
+            bars[0].volume
+        ),
         (2.0, 5.0, 1.0, 4.0, 7.0)
     );
     assert_eq!(bars[0].timestamp.to_string(), "2024-01-15T10:00:00.000Z");
@@ -49,17 +64,37 @@ fn a_bad_number_names_the_line_and_the_column() {
         matches!(&err, CsvError::BadNumber { line: 4, column: "low", value } if value == "oops"),
         "{err:?}"
     );
-    assert_eq!(err.to_string(), r#"line 4, column `low`: "oops" is not a finite number"#);
+    assert_eq!(
+        err.to_string(),
+        r#"line 4, column `low`: "oops" is not a finite number"#
+    );
     let err = read("2024-01-15T10:00:00Z,1,2,1,NaN,100\n").unwrap_err();
-    assert!(matches!(err, CsvError::BadNumber { line: 2, column: "close", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CsvError::BadNumber {
+                line: 2,
+                column: "close",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_missing_column_is_named() {
     let err = read_csv("timestamp,open,high,low,close\n2024-01-15T10:00:00Z,1,2,1,2\n".as_bytes())
         .unwrap_err();
-    assert!(matches!(err, CsvError::MissingColumn { column: "volume" }), "{err:?}");
-    assert!(err.to_string().starts_with("line 1: missing column `volume`"), "{err}");
+    assert!(
+        matches!(err, CsvError::MissingColumn { column: "volume" }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("line 1: missing column `volume`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -69,8 +104,14 @@ fn a_short_row_names_its_line() {
          2024-01-15T11:00:00Z,1,2,1,2\n",
     )
     .unwrap_err();
-    assert!(matches!(err, CsvError::Malformed { line: 3, .. }), "{err:?}");
-    assert!(err.to_string().starts_with("line 3: malformed CSV"), "{err}");
+    assert!(
+        matches!(err, CsvError::Malformed { line: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with("line 3: malformed CSV"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -82,7 +123,14 @@ fn descending_or_repeated_timestamps_are_refused_with_both_lines() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, CsvError::NotAscending { line: 4, previous_line: 3, .. }),
+        matches!(
+            err,
+            CsvError::NotAscending {
+                line: 4,
+                previous_line: 3,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("line 4"), "{err}");
@@ -92,20 +140,29 @@ fn descending_or_repeated_timestamps_are_refused_with_both_lines() {
          2024-01-15T10:00:00Z,1,2,1,2,100\n",
     )
     .unwrap_err();
-    assert!(matches!(err, CsvError::NotAscending { line: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, CsvError::NotAscending { line: 3, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_bad_timestamp_names_its_line() {
     let err = read("15/01/2024 10:00,1,2,1,2,100\n").unwrap_err();
-    assert!(matches!(err, CsvError::BadTimestamp { line: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, CsvError::BadTimestamp { line: 2, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("column `timestamp`"), "{err}");
 }
 
 #[test]
 fn empty_input_and_header_only_are_errors() {
     assert!(matches!(read_csv(&b""[..]).unwrap_err(), CsvError::Empty));
-    assert!(matches!(read_csv(HEADER.as_bytes()).unwrap_err(), CsvError::NoBars));
+    assert!(matches!(
+        read_csv(HEADER.as_bytes()).unwrap_err(),
+        CsvError::NoBars
+    ));
 }
 
 #[test]
