@@ -182,6 +182,27 @@ pub struct Trade {
     pub closed_at_end: bool,
 }
 
+impl Trade {
+    /// The trade as a JSON object, as in the `trades` list of `backtest_complete`
+    /// (the same as its `Serialize` form).
+    pub fn to_json_value(&self) -> Value {
+        let side = match self.side {
+            Side::Long => "long",
+            Side::Short => "short",
+        };
+        let mut map = Map::new();
+        map.insert("side".into(), side.into());
+        map.insert("size".into(), self.size.into());
+        map.insert("entry_time".into(), self.entry_time.to_string().into());
+        map.insert("entry_price".into(), self.entry_price.into());
+        map.insert("exit_time".into(), self.exit_time.to_string().into());
+        map.insert("exit_price".into(), self.exit_price.into());
+        map.insert("pnl".into(), self.pnl.into());
+        map.insert("closed_at_end".into(), self.closed_at_end.into());
+        Value::Object(map)
+    }
+}
+
 /// An order with a size that is not finite and positive.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
 #[error("invalid order size {size} at bar {index}: a size must be finite and positive")]
@@ -397,7 +418,7 @@ impl EngineOutput for BacktestReport {
         let mut results = Map::new();
         results.insert(
             "trades".into(),
-            serde_json::to_value(&self.trades).unwrap_or(Value::Null),
+            Value::Array(self.trades.iter().map(Trade::to_json_value).collect()),
         );
         results.insert("parameters".into(), Value::Object(self.parameters.clone()));
         results.insert("bars".into(), self.bars.into());

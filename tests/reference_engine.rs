@@ -495,3 +495,25 @@ fn each_fill_is_logged_at_info() {
         ]
     );
 }
+
+#[test]
+fn a_trade_as_json_matches_its_serialize_form() {
+    let bars = hourly(&[(10.0, 10.0), (11.0, 11.0), (12.5, 12.0), (13.0, 13.0)]);
+    let report = run(
+        &bars,
+        vec![
+            (0, Order::Sell { size: 2.0 }),
+            (1, Order::Close),
+            (2, buy(1.0)),
+        ],
+    );
+    assert_eq!(report.trades.len(), 2);
+    for trade in &report.trades {
+        assert_eq!(trade.to_json_value(), serde_json::to_value(trade).unwrap());
+    }
+    let json = report.trades[0].to_json_value();
+    assert_eq!(json["side"], "short");
+    assert_eq!(json["entry_time"], "2024-01-01T01:00:00.000Z");
+    assert_eq!(json["pnl"], -3.0);
+    assert_eq!(report.trades[1].to_json_value()["closed_at_end"], true);
+}
