@@ -90,6 +90,7 @@ fn a_successful_run_streams_start_progress_logs_and_complete() {
     let memory = MemorySink::new();
     let mut engine = ReferenceEngine::new(&data, SmaCrossover::new(10, 20, 1.0).unwrap(), config());
     let report = BacktestRunner::new(memory.clone())
+        .min_interval(Duration::ZERO)
         .with_id(BacktestId::new("run-ok").unwrap())
         .variant("vanilla")
         .run(&mut engine)
@@ -254,6 +255,7 @@ fn a_panic_is_caught_and_reported_with_message_and_location() {
         config(),
     );
     let err = BacktestRunner::new(memory.clone())
+        .min_interval(Duration::ZERO)
         .run(&mut engine)
         .unwrap_err();
     let RunError::Panicked { message, location } = &err else {
@@ -384,6 +386,7 @@ fn progress_follows_the_cadence_and_always_ends_at_100_percent() {
     let mut engine = ReferenceEngine::new(&data, SmaCrossover::new(3, 5, 1.0).unwrap(), config());
     BacktestRunner::new(memory.clone())
         .progress_every(250)
+        .min_interval(Duration::ZERO)
         .topic(Topic::TRADING)
         .run(&mut engine)
         .unwrap();
@@ -397,6 +400,51 @@ fn progress_follows_the_cadence_and_always_ends_at_100_percent() {
         })
         .collect();
     assert_eq!(processed, [250, 500, 750, 1000, 1001]);
+}
+
+#[test]
+fn progress_is_throttled_by_time_as_well_as_by_bars() {
+    assert_eq!(
+        BacktestRunner::disabled().streamer_config().min_interval,
+        Some(Duration::from_millis(10))
+    );
+    /// Sleeps this many milliseconds per bar.
+    struct Millis(u64);
+    impl Strategy for Millis {
+        fn name(&self) -> &str {
+            "millis"
+        }
+        fn on_bar(&mut self, _: &mut StrategyContext<'_>) -> Result<(), StrategyError> {
+            std::thread::sleep(Duration::from_millis(self.0));
+            Ok(())
+        }
+    }
+    let data = bars(300, 8);
+    // Slow bars (about 100 ms between due updates): the default 10 ms throttle lets
+    // every due update (100, 200, 300) through.
+    let memory = MemorySink::new();
+    BacktestRunner::new(memory.clone())
+        .run(&mut ReferenceEngine::new(&data, Millis(1), config()))
+        .unwrap();
+    assert_eq!(progress_counts(&memory), [100, 200, 300]);
+    // Fast bars under a long throttle: only the first update and the final one.
+    let memory = MemorySink::new();
+    BacktestRunner::new(memory.clone())
+        .min_interval(Duration::from_secs(3_600))
+        .run(&mut ReferenceEngine::new(&data, Millis(0), config()))
+        .unwrap();
+    assert_eq!(progress_counts(&memory), [100, 300]);
+}
+
+fn progress_counts(memory: &MemorySink) -> Vec<u64> {
+    memory
+        .events()
+        .iter()
+        .filter_map(|e| match &**e {
+            Event::BacktestProgress(p) => Some(p.bars_processed),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -453,8 +501,9 @@ fn two_runs_on_two_threads_each_stream_only_their_own_events_and_logs() {
                 let memory = MemorySink::new();
                 let mut engine =
                     ReferenceEngine::new(&data, SmaCrossover::new(5, 10, 1.0).unwrap(), config());
-                let runner =
-                    BacktestRunner::new(memory.clone()).with_id(BacktestId::new(id).unwrap());
+                let runner = BacktestRunner::new(memory.clone())
+                    .min_interval(Duration::ZERO)
+                    .with_id(BacktestId::new(id).unwrap());
                 barrier.wait();
                 let report = runner.run(&mut engine).unwrap();
                 (id, report, memory.events())
