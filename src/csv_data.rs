@@ -85,7 +85,7 @@ pub enum CsvError {
     },
 }
 
-/// Loads bars from a CSV file (see the [module docs](self) for the format).
+/// Loads bars from a CSV file in the format of [`read_csv`].
 ///
 /// ```no_run
 /// let bars = backtest_stream::load_csv("data/EURUSD_H1.csv")?;
@@ -113,7 +113,16 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<Vec<Bar>, CsvError> {
     })
 }
 
-/// Reads bars from CSV text (see the [module docs](self) for the format).
+/// Reads bars from CSV text.
+///
+/// The text has a header line naming the columns `timestamp`, `open`, `high`, `low`,
+/// `close` and `volume` (in any order, names case-insensitive, other columns ignored),
+/// then one bar per line. Timestamps are ISO 8601 in UTC: RFC 3339
+/// (`2024-01-15T10:30:00Z`, any precision, any offset, converted to UTC), or without a
+/// zone (`2024-01-15T10:30:00`, `2024-01-15 10:30:00`, taken as UTC), or a bare date
+/// (`2024-01-15`, midnight UTC). Timestamps must ascend strictly; prices and volumes
+/// must be finite numbers (the prices are not checked against each other). Every
+/// error names the line (1 is the header) and, where it applies, the column.
 ///
 /// ```
 /// use backtest_stream::{CsvError, read_csv};

@@ -10,6 +10,12 @@
 //!   [`sink_fn`];
 //! - the **[`ProgressStreamer`]**, which turns a run's lifecycle into events: start,
 //!   throttled progress, complete or error, with the duration computed for you.
+//! - the **engine wrapper**: a [`BacktestRunner`] gives any [`BacktestEngine`] the
+//!   whole stream (start, throttled progress, the run's own log lines, complete or
+//!   error, also on a panic or a cancellation), and the crate brings a small, exact
+//!   [`ReferenceEngine`] with the [`SmaCrossover`] strategy, the [`metrics`], and
+//!   [`Bar`] data from CSV files or a seeded generator ([`SyntheticBars`]);
+//!   [`run_backtest`] does it all in one call.
 //!
 //! # Quick start
 //!
@@ -32,7 +38,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `server` | yes | the WebSocket broadcast server (tokio, tokio-tungstenite) |
-//! | `csv` | yes | the CSV bar loader ([`load_csv`], [`read_csv`]; the `csv` crate) |
+//! | `csv` | yes | the CSV bar loader (`load_csv`, `read_csv`; the `csv` crate) |
 //!
 //! The core (events, sinks, streamer) needs no async runtime: a plain synchronous
 //! backtest loop can use it, and publishing never blocks on I/O.
