@@ -410,10 +410,23 @@ impl BacktestRunner {
 
         let error = match outcome {
             Ok(Ok(output)) => {
-                if let Some(run) = run {
-                    run.complete(output.run_results());
+                let Some(run) = run else {
+                    return Ok(output);
+                };
+                // The results come from the engine's code too: a panic there is caught
+                // and reported like one in the run.
+                match catch_panic(|| output.run_results()) {
+                    Ok(results) => {
+                        run.complete(results);
+                        return Ok(output);
+                    }
+                    Err(panic) => {
+                        let error = panic.into_run_error();
+                        let (message, details) = describe_error(&error);
+                        run.error(message, details);
+                        return Err(error);
+                    }
                 }
-                return Ok(output);
             }
             Ok(Err(error)) => match cancelled_at {
                 Some(bars_processed) => RunError::Cancelled {
@@ -422,12 +435,7 @@ impl BacktestRunner {
                 },
                 None => RunError::Engine(error),
             },
-            Err(panic) => RunError::Panicked {
-                message: panic.message,
-                location: panic
-                    .location
-                    .unwrap_or_else(|| "unknown location".to_owned()),
-            },
+            Err(panic) => panic.into_run_error(),
         };
         if let Some(run) = run {
             let (message, details) = describe_error(&error);
@@ -503,6 +511,17 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 struct CaughtPanic {
     message: String,
     location: Option<String>,
+}
+
+impl CaughtPanic {
+    fn into_run_error<E: std::error::Error + 'static>(self) -> RunError<E> {
+        RunError::Panicked {
+            message: self.message,
+            location: self
+                .location
+                .unwrap_or_else(|| "unknown location".to_owned()),
+        }
+    }
 }
 
 thread_local! {

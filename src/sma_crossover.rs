@@ -17,7 +17,8 @@ use crate::{Strategy, StrategyContext, StrategyError};
 ///
 /// The means are kept as rolling sums, O(1) per bar and without allocation; each sum is
 /// recomputed from its window every `n` bars so that rounding cannot drift. With prices
-/// that are exact in binary (integers, halves, ...) the means are exact.
+/// whose sums are exact in binary (integers, halves, ...) the rolling sums are exact, so
+/// the means are bit for bit those of the direct computation.
 ///
 /// ```
 /// use backtest_stream::{EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars};

@@ -529,3 +529,49 @@ fn two_runs_on_two_threads_each_stream_only_their_own_events_and_logs() {
         );
     }
 }
+
+#[test]
+fn a_panic_while_building_the_results_is_reported_too() {
+    use backtest_stream::{
+        BacktestEngine, Cancelled, EngineOutput, RunInfo, RunMonitor, RunResults,
+    };
+    struct Broken;
+    impl EngineOutput for Broken {
+        fn run_results(&self) -> RunResults {
+            panic!("results unavailable")
+        }
+    }
+    struct Engine;
+    impl BacktestEngine for Engine {
+        type Output = Broken;
+        type Error = Cancelled;
+        fn run_info(&self) -> RunInfo {
+            RunInfo::new("broken", "TEST")
+        }
+        fn total_bars(&self) -> u64 {
+            10
+        }
+        fn run(&mut self, monitor: &mut RunMonitor<'_>) -> Result<Broken, Cancelled> {
+            for bar in 1..=10 {
+                monitor.bar(bar, Default::default)?;
+            }
+            Ok(Broken)
+        }
+    }
+    let memory = MemorySink::new();
+    let err = BacktestRunner::new(memory.clone())
+        .run(&mut Engine)
+        .err()
+        .expect("the run fails");
+    assert!(matches!(&err, RunError::Panicked { message, .. } if message == "results unavailable"));
+    assert_eq!(
+        kinds(&memory.events()),
+        [
+            EventKind::BacktestStart,
+            EventKind::BacktestProgress,
+            EventKind::BacktestError
+        ]
+    );
+    // Streaming off: the results are never built, so nothing panics.
+    assert!(BacktestRunner::disabled().run(&mut Engine).is_ok());
+}
