@@ -5,7 +5,7 @@
 //! cargo run --release --example backtest -- [--data FILE.csv] [--fast 10 --slow 20
 //!     --size 1 --cash 10000] [--bars 10000 --seed 42] [--mode vanilla] [--id my-run]
 //!     [--symbol EURUSD --timeframe H1] [--every 100] [--slippage 0]
-//!     [--periods-per-year 252|365] [--no-stream]
+//!     [--periods-per-year 252|365] [--max-result-trades N] [--no-stream]
 //! ```
 //!
 //! Every line on stdout is one event (`backtest_start`, `backtest_progress`, the run's
@@ -23,7 +23,7 @@ use backtest_stream::{
 
 const USAGE: &str = "usage: backtest [--data FILE.csv] [--fast N] [--slow N] [--size X] \
 [--cash X] [--bars N] [--seed N] [--mode LABEL] [--id ID] [--symbol S] [--timeframe T] \
-[--every N] [--slippage X] [--periods-per-year X] [--no-stream]";
+[--every N] [--slippage X] [--periods-per-year X] [--max-result-trades N] [--no-stream]";
 
 struct Options {
     data: Option<String>,
@@ -40,6 +40,7 @@ struct Options {
     every: u64,
     slippage: f64,
     periods_per_year: Option<f64>,
+    max_result_trades: Option<usize>,
     stream: bool,
 }
 
@@ -59,6 +60,7 @@ fn parse_args() -> Result<Options, String> {
         every: 100,
         slippage: 0.0,
         periods_per_year: None,
+        max_result_trades: None,
         stream: true,
     };
     let mut args = std::env::args().skip(1);
@@ -88,6 +90,9 @@ fn parse_args() -> Result<Options, String> {
             "--timeframe" => options.timeframe = value,
             "--every" => options.every = value.parse().map_err(|_| number("a count"))?,
             "--slippage" => options.slippage = value.parse().map_err(|_| number("a number"))?,
+            "--max-result-trades" => {
+                options.max_result_trades = Some(value.parse().map_err(|_| number("a count"))?)
+            }
             "--periods-per-year" => {
                 options.periods_per_year = Some(value.parse().map_err(|_| number("a number"))?)
             }
@@ -156,6 +161,7 @@ fn run() -> Result<ExitCode, String> {
             .unwrap_or(if options.data.is_some() { 252.0 } else { 365.0 }),
         symbol: options.symbol,
         timeframe: options.timeframe,
+        max_result_trades: options.max_result_trades,
     };
     let id = runner.id().clone();
     let outcome = runner.run(&mut ReferenceEngine::new(&bars, strategy, config));

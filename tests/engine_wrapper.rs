@@ -154,6 +154,7 @@ fn a_successful_run_streams_start_progress_logs_and_complete() {
         trades[0]["entry_time"],
         report.trades[0].entry_time.to_string()
     );
+    assert_eq!(done.results["trades_omitted"], 0);
     assert_eq!(done.results["parameters"]["strategy"], "sma_crossover");
     assert_eq!(done.results["parameters"]["fast"], 10);
     assert_eq!(done.results["parameters"]["slow"], 20);
@@ -574,4 +575,26 @@ fn a_panic_while_building_the_results_is_reported_too() {
     );
     // Streaming off: the results are never built, so nothing panics.
     assert!(BacktestRunner::disabled().run(&mut Engine).is_ok());
+}
+
+#[test]
+fn the_trade_list_of_the_results_can_be_limited_to_the_last_trades() {
+    use backtest_stream::EngineOutput;
+    let data = bars(3_000, 9);
+    let config = EngineConfig {
+        max_result_trades: Some(3),
+        ..config()
+    };
+    let report = ReferenceEngine::new(&data, SmaCrossover::new(5, 10, 1.0).unwrap(), config)
+        .run_detached()
+        .unwrap();
+    let n = report.trades.len();
+    assert!(n > 3);
+    let results = report.run_results().results;
+    let listed: Vec<serde_json::Value> = report.trades[n - 3..]
+        .iter()
+        .map(|t| t.to_json_value())
+        .collect();
+    assert_eq!(results["trades"].as_array().unwrap(), &listed);
+    assert_eq!(results["trades_omitted"], n - 3);
 }
