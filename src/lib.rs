@@ -69,3 +69,8 @@ pub use streamer::{
 };
 pub use timestamp::{Timestamp, TimestampError};
 pub use topic::{InvalidTopic, Topic};
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
