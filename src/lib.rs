@@ -9,7 +9,10 @@
 //!   [`MemorySink`], [`channel`], [`JsonLinesSink`], [`FanOut`], [`NoopSink`] and
 //!   [`sink_fn`];
 //! - the **[`ProgressStreamer`]**, which turns a run's lifecycle into events: start,
-//!   throttled progress, complete or error, with the duration computed for you.
+//!   throttled progress, complete or error, with the duration computed for you;
+//! - the **[`log_bridge`]**, a [`log::Log`] implementation ([`LogBridge`]) that streams
+//!   the program's log records as `log_entry` events of the right run ([`LogScope`]),
+//!   next to the program's own console logger.
 //!
 //! # Quick start
 //!
@@ -32,6 +35,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `server` | yes | the WebSocket broadcast server (tokio, tokio-tungstenite) |
+//! | `tracing` | no | [`tracing_layer`]: `tracing` events as `log_entry` events, correlated by span (tracing, tracing-subscriber) |
 //!
 //! The core (events, sinks, streamer) needs no async runtime: a plain synchronous
 //! backtest loop can use it, and publishing never blocks on I/O.

@@ -48,34 +48,69 @@ impl Log for Recorder {
     fn flush(&self) {}
 }
 
-static RECORDER: OnceLock<Recorder> = OnceLock::new();
+/// What the console logger (a real `env_logger`) wrote, one `LEVEL target message` line
+/// per record.
+#[derive(Clone, Default)]
+struct Console(Arc<Mutex<Vec<u8>>>);
 
-fn recorder() -> &'static Recorder {
-    RECORDER.get_or_init(Recorder::default)
+impl std::io::Write for Console {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether the console logger wrote `message` for `target` at `level`.
+fn console_saw(level: &str, target: &str, message: &str) -> bool {
+    let text = String::from_utf8(global().console.0.lock().unwrap().clone()).unwrap();
+    let line = format!("{level} {target} {message}");
+    text.lines().any(|l| l == line)
 }
 
 struct Global {
     handle: BridgeHandle,
     default_sink: MemorySink,
+    console: Console,
 }
 
 /// The one bridge installed in this process: level `info`, target `quiet_dep` at
-/// `warn`, wrapping [`Recorder`] (which writes `debug` and up), default sink recorded.
+/// `warn`, wrapping an `env_logger` (which writes `debug` and up to [`Console`]), with
+/// a recorded default sink.
 fn global() -> &'static Global {
     static GLOBAL: OnceLock<Global> = OnceLock::new();
     GLOBAL.get_or_init(|| {
         let default_sink = MemorySink::new();
+        let console = Console::default();
+        let env_logger = env_logger::Builder::new()
+            .filter_level(LevelFilter::Debug)
+            .format(|buf, record| {
+                use std::io::Write;
+                writeln!(
+                    buf,
+                    "{} {} {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                )
+            })
+            .target(env_logger::Target::Pipe(Box::new(console.clone())))
+            .build();
+        let env_level = env_logger.filter();
         let handle = LogBridge::builder()
             .level(LevelFilter::Info)
             .target_level("quiet_dep", LevelFilter::Warn)
             .default_sink(default_sink.clone())
-            .wrap(recorder(), LevelFilter::Debug)
+            .wrap(env_logger, env_level)
             .build()
             .try_init()
             .expect("first installation in this process");
         Global {
             handle,
             default_sink,
+            console,
         }
     })
 }
@@ -385,13 +420,16 @@ fn composition_with_an_inner_logger_both_see_the_record() {
     log::info!(target: "composition_test", "to both");
     // The bridge streams `info`; the inner logger also writes `debug`: it still gets it.
     log::debug!(target: "composition_test", "console only");
+    log::trace!(target: "composition_test", "nobody");
     // `quiet_dep` streams only `warn` and up; the inner logger's own filter is separate.
     log::info!(target: "quiet_dep::io", "console only too");
     log::warn!(target: "quiet_dep::io", "quiet dep warning");
 
-    assert!(recorder().saw("composition_test", "to both"));
-    assert!(recorder().saw("composition_test", "console only"));
-    assert!(recorder().saw("quiet_dep::io", "console only too"));
+    assert!(console_saw("INFO", "composition_test", "to both"));
+    assert!(console_saw("DEBUG", "composition_test", "console only"));
+    assert!(console_saw("INFO", "quiet_dep::io", "console only too"));
+    assert!(console_saw("WARN", "quiet_dep::io", "quiet dep warning"));
+    assert!(!console_saw("TRACE", "composition_test", "nobody"));
     let streamed: Vec<String> = entries(&g.default_sink)
         .into_iter()
         .filter(|(_, e)| {
@@ -464,7 +502,7 @@ fn a_sink_that_logs_while_publishing_does_not_recurse() {
         "{before:?} {after:?}"
     );
     // The inner (console) logger still got the sink's records.
-    assert!(recorder().saw("chatty_sink", "publishing log_entry"));
+    assert!(console_saw("WARN", "chatty_sink", "publishing log_entry"));
 }
 
 #[test]

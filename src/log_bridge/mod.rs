@@ -31,14 +31,14 @@
 //! | `line` | the record's line, `0` when unknown |
 //! | `logger_name` | `backtest.<id>` for a run's records, the record's target otherwise |
 //!
-//! A `backtest_id` key-value that is not a valid [`BacktestId`] is kept in the message
+//! A `backtest_id` key-value that is not a valid [`BacktestId`](crate::BacktestId) is kept in the message
 //! as ` backtest_id=...` and does not change the record's id.
 //!
 //! # Never harming the program
 //!
 //! - A record that fails the filters costs a comparison and allocates nothing.
 //! - The bridge never blocks on I/O: it hands events to sinks, which must not block
-//!   ([`ProgressSink`](crate::ProgressSink)).
+//!   ([`ProgressSink`]).
 //! - A record made while the bridge is publishing on the same thread (a sink that logs,
 //!   or a library it calls) is not streamed, only counted ([`BridgeStats::reentrant`]);
 //!   it still reaches the inner logger. No recursion, no deadlock.
