@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use backtest_stream::{BacktestId, LogBridge, LogScope, MemorySink, NoopSink, SharedSink, Topic};
 use criterion::{Criterion, criterion_group, criterion_main};
-use log::LevelFilter;
+use log::{LevelFilter, Log};
 
 fn bench(c: &mut Criterion) {
     // One bridge per process: streams `info` and up, but only `warn` and up from
@@ -34,6 +34,21 @@ fn bench(c: &mut Criterion) {
     // and handed to the bridge, which rejects it by its per-target level.
     group.bench_function("info_filtered_by_target", |b| {
         b.iter(|| log::info!(target: "noisy_dep::io", "bar {} done", black_box(bar)))
+    });
+
+    // The bridge's own share of that: a record built once, rejected by a bridge value.
+    let value = LogBridge::builder()
+        .level(LevelFilter::Info)
+        .target_level("noisy_dep", LevelFilter::Warn)
+        .build();
+    let args = format_args!("bar done");
+    let record = log::Record::builder()
+        .level(log::Level::Info)
+        .target("noisy_dep::io")
+        .args(args)
+        .build();
+    group.bench_function("bridge_value_rejects_by_target", |b| {
+        b.iter(|| value.log(black_box(&record)))
     });
 
     // Delivered inside a run's scope to a bounded in-memory sink (which evicts the
