@@ -297,7 +297,7 @@ fn explicit_backtest_id_key_value_wins_over_the_scope() {
 fn explicit_backtest_id_key_value_through_the_macros() {
     global();
     let run = id("run-kv-macro");
-    log::info!(target: "kv_macro_test", backtest_id = run.as_str(), function = "on_bar"; "filled {}", 3);
+    log::info!(target: "kv_macro_test", backtest_id = run, function = "on_bar"; "filled {}", 3);
     let got = default_entries_for("backtest.run-kv-macro");
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].backtest_id, Some(run));
@@ -627,4 +627,48 @@ fn a_bridge_value_without_inner_logger_is_usable_directly() {
         .parse_filters("info,x=shouty")
         .unwrap_err();
     assert_eq!(bad.item, 2);
+}
+
+/// A sink that hands events to a worker thread (as a network sink does), whose code
+/// logs per event: with `suppress()` on the worker, those lines reach the console only,
+/// so the stream cannot feed itself.
+#[test]
+fn a_sink_worker_thread_that_logs_is_kept_out_of_the_stream_with_suppress() {
+    let g = global();
+    let (tx, rx) = backtest_stream::channel(64);
+    let delivered = MemorySink::new();
+    let out = delivered.clone();
+    let worker = std::thread::spawn(move || {
+        let _quiet = log_bridge::suppress();
+        for envelope in rx.iter() {
+            log::info!(target: "sink_worker_test", "forwarding {}", envelope.event.kind());
+            let _ = out.publish(&envelope);
+        }
+    });
+    let before = g.handle.stats();
+    {
+        let _scope = LogScope::enter(id("run-worker"), Arc::new(tx), Topic::BACKTEST);
+        for n in 0..20 {
+            log::info!(target: "sink_worker_test_main", "line {n}");
+        }
+    } // the scope held the only sender: the worker's loop ends
+    worker.join().unwrap();
+    let logs = entries(&delivered);
+    assert_eq!(logs.len(), 20);
+    assert!(
+        logs.iter()
+            .all(|(_, e)| e.backtest_id == Some(id("run-worker")))
+    );
+    assert!(
+        default_entries_for("sink_worker_test")
+            .iter()
+            .all(|e| e.logger_name != "sink_worker_test"),
+        "the worker's own lines were not streamed"
+    );
+    assert!(g.handle.stats().suppressed >= before.suppressed + 20);
+    assert!(console_saw(
+        "INFO",
+        "sink_worker_test",
+        "forwarding log_entry"
+    ));
 }
