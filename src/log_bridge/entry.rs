@@ -28,7 +28,16 @@ impl log::kv::ToValue for BacktestId {
 
 /// The last segment of a Rust module path (`my_app::engine::fills` gives `fills`).
 pub(crate) fn last_segment(path: &str) -> &str {
-    path.rsplit("::").next().unwrap_or(path)
+    // `rfind(char)` is a fast byte search; a `"::"` pattern would build a substring
+    // searcher for every record.
+    let mut end = path.len();
+    while let Some(colon) = path[..end].rfind(':') {
+        if colon > 0 && path.as_bytes()[colon - 1] == b':' {
+            return &path[colon + 1..];
+        }
+        end = colon;
+    }
+    path
 }
 
 /// The fields a record's key-values contribute.
@@ -117,5 +126,8 @@ mod tests {
         assert_eq!(last_segment("a::b::c"), "c");
         assert_eq!(last_segment("main"), "main");
         assert_eq!(last_segment(""), "");
+        assert_eq!(last_segment("a:b::c:d"), "c:d");
+        assert_eq!(last_segment("::"), "");
+        assert_eq!(last_segment(":x"), ":x");
     }
 }
