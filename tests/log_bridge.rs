@@ -609,11 +609,23 @@ fn the_run_logger_scope_routes_log_macros_to_the_run() {
     global();
     let memory = MemorySink::new();
     let logging = setup_backtest_logging(memory.clone(), Some(id("run-logger-scope")));
-    let _scope = logging.logger.scope();
-    log::info!(target: "run_logger_scope_test", "via the macros");
+    {
+        let _scope = logging.logger.scope();
+        log::info!(target: "run_logger_scope_test", "via the macros");
+    }
+    // The macros also take the run logger directly, in or out of a scope.
+    log::warn!(logger: logging.logger, function = "on_bar"; "direct {}", 1);
     let logs = entries(&memory);
-    assert_eq!(logs.len(), 1);
-    assert_eq!(logs[0].1.backtest_id, Some(id("run-logger-scope")));
+    assert_eq!(logs.len(), 2);
+    assert!(
+        logs.iter()
+            .all(|(_, e)| e.backtest_id == Some(id("run-logger-scope")))
+    );
+    assert_eq!(logs[1].1.message, "direct 1");
+    assert_eq!(logs[1].1.function, "on_bar");
+    assert_eq!(logs[1].1.level.as_str(), "WARNING");
+    // A record given to the run logger directly does not go through the global bridge.
+    assert!(!console_saw("WARN", "log_bridge", "direct 1"));
 }
 
 #[test]
