@@ -9,7 +9,10 @@
 //!   [`MemorySink`], [`channel`], [`JsonLinesSink`], [`FanOut`], [`NoopSink`] and
 //!   [`sink_fn`];
 //! - the **[`ProgressStreamer`]**, which turns a run's lifecycle into events: start,
-//!   throttled progress, complete or error, with the duration computed for you.
+//!   throttled progress, complete or error, with the duration computed for you;
+//! - the **[`log_bridge`]**, a [`log::Log`] implementation ([`LogBridge`]) that streams
+//!   the program's log records as `log_entry` events of the right run ([`LogScope`]),
+//!   next to the program's own console logger.
 //!
 //! # Quick start
 //!
@@ -32,6 +35,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `server` | yes | the WebSocket broadcast server (tokio, tokio-tungstenite) |
+//! | `tracing` | no | [`tracing_layer`]: `tracing` events as `log_entry` events, correlated by span (tracing, tracing-subscriber) |
 //!
 //! The core (events, sinks, streamer) needs no async runtime: a plain synchronous
 //! backtest loop can use it, and publishing never blocks on I/O.
@@ -50,6 +54,10 @@ mod topic;
 #[cfg(feature = "server")]
 pub mod server;
 
+pub mod log_bridge;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
+
 pub use event::{
     BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, EventKind, LogEntry,
     LogLevel,
@@ -59,6 +67,7 @@ pub use jsonl::{
     JsonLinesConfig, JsonLinesReader, JsonLinesSink, JsonLinesStats, OverflowPolicy,
     ReadJsonLinesError, read_json_lines,
 };
+pub use log_bridge::{BacktestLogging, LogBridge, LogScope, RunLogger, setup_backtest_logging};
 pub use memory::{ChannelSink, MemorySink, channel};
 pub use sink::{
     Envelope, FanOut, FanOutFailures, FnSink, NoopSink, ProgressSink, SinkError, sink_fn,
