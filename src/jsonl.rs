@@ -5,7 +5,7 @@
 //! a file, a pipe. [`read_json_lines`] reads such a record back.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -49,16 +49,18 @@ pub struct JsonLinesStats {
     pub written: u64,
     /// Events dropped because the queue was full or the writer had stopped.
     pub dropped: u64,
-    /// Writes or flushes that failed (each failed write loses its line).
+    /// Writes that failed.
     pub write_errors: u64,
+    /// Lines lost because their write failed.
+    pub lost: u64,
 }
 
 /// Writes every event as one line of JSON, on a writer thread of its own.
 ///
 /// Publishing only queues the event (bounded, see [`JsonLinesConfig`]); serializing and
 /// writing happen on the sink's thread, so a slow disk or a blocked pipe never stalls
-/// the backtest. The writer is flushed whenever the queue runs empty, so lines appear
-/// promptly. [`flush`](ProgressSink::flush) waits until everything queued is written;
+/// the backtest. Lines are written in batches, and whenever the queue runs empty, so
+/// they appear promptly; a failed write is counted and its lines are counted as lost. [`flush`](ProgressSink::flush) waits until everything queued is written;
 /// dropping the sink writes what is queued, flushes and stops the thread.
 ///
 /// Stream a run to standard output:
@@ -85,6 +87,7 @@ struct Shared {
     written: AtomicU64,
     dropped: AtomicU64,
     write_errors: AtomicU64,
+    lost: AtomicU64,
     /// A write error not yet reported to a publisher.
     pending_error: Mutex<Option<io::Error>>,
 }
@@ -169,6 +172,7 @@ impl JsonLinesSink {
             written: self.shared.written.load(Ordering::Relaxed),
             dropped: self.shared.dropped.load(Ordering::Relaxed),
             write_errors: self.shared.write_errors.load(Ordering::Relaxed),
+            lost: self.shared.lost.load(Ordering::Relaxed),
         }
     }
 }
@@ -182,33 +186,63 @@ impl std::fmt::Debug for JsonLinesSink {
     }
 }
 
-fn write_loop(writer: impl Write, rx: &mpsc::Receiver<Command>, shared: &Shared) {
-    let mut out = BufWriter::with_capacity(64 * 1024, writer);
-    let mut line = Vec::with_capacity(512);
-    let mut handle = |command: Command, out: &mut BufWriter<_>| match command {
-        Command::Line(envelope) => {
-            line.clear();
-            envelope.write_json(&mut line);
-            line.push(b'\n');
-            match out.write_all(&line) {
-                Ok(()) => {
-                    shared.written.fetch_add(1, Ordering::Relaxed);
+/// Lines are gathered in a batch of at most this many bytes before they are written.
+const BATCH_BYTES: usize = 64 * 1024;
+
+fn write_loop(mut writer: impl Write, rx: &mpsc::Receiver<Command>, shared: &Shared) {
+    let mut batch = Batch::default();
+    while let Ok(command) = rx.recv() {
+        let mut next = Some(command);
+        while let Some(command) = next {
+            match command {
+                Command::Line(envelope) => {
+                    batch.push(&envelope);
+                    if batch.bytes.len() >= BATCH_BYTES {
+                        // Errors are counted in `shared`.
+                        let _ = batch.write(&mut writer, shared);
+                    }
                 }
-                Err(error) => shared.record_error(error),
+                Command::Flush(ack) => {
+                    let result = batch.write(&mut writer, shared);
+                    let _ = ack.send(result);
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        // The queue ran empty: write what was gathered so it appears promptly.
+        let _ = batch.write(&mut writer, shared);
+    }
+}
+
+/// Lines gathered for one write.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    lines: u64,
+}
+
+impl Batch {
+    fn push(&mut self, envelope: &Envelope) {
+        envelope.write_json(&mut self.bytes);
+        self.bytes.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// Writes and flushes the batch; on failure its lines are counted as lost.
+    fn write(&mut self, writer: &mut impl Write, shared: &Shared) -> io::Result<()> {
+        let result = writer.write_all(&self.bytes).and_then(|()| writer.flush());
+        match &result {
+            Ok(()) => {
+                shared.written.fetch_add(self.lines, Ordering::Relaxed);
+            }
+            Err(error) => {
+                shared.lost.fetch_add(self.lines, Ordering::Relaxed);
+                shared.record_error(io::Error::new(error.kind(), error.to_string()));
             }
         }
-        Command::Flush(ack) => {
-            let _ = ack.send(out.flush());
-        }
-    };
-    while let Ok(command) = rx.recv() {
-        handle(command, &mut out);
-        while let Ok(command) = rx.try_recv() {
-            handle(command, &mut out);
-        }
-        if let Err(error) = out.flush() {
-            shared.record_error(error);
-        }
+        self.bytes.clear();
+        self.lines = 0;
+        result
     }
 }
 
@@ -227,8 +261,11 @@ impl ProgressSink for JsonLinesSink {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         tx.send(Command::Flush(ack_tx))
             .map_err(|_| SinkError::Closed)?;
-        ack_rx.recv().map_err(|_| SinkError::Closed)??;
-        match self.shared.take_error() {
+        let result = ack_rx.recv().map_err(|_| SinkError::Closed)?;
+        // An error of this flush is also pending for publishers: report it once.
+        let pending = self.shared.take_error();
+        result?;
+        match pending {
             Some(error) => Err(SinkError::Io(error)),
             None => Ok(()),
         }

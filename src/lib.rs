@@ -9,7 +9,10 @@
 //!   [`MemorySink`], [`channel`], [`JsonLinesSink`], [`FanOut`], [`NoopSink`] and
 //!   [`sink_fn`];
 //! - the **[`ProgressStreamer`]**, which turns a run's lifecycle into events: start,
-//!   throttled progress, complete or error, with the duration computed for you.
+//!   throttled progress, complete or error, with the duration computed for you;
+//! - the **[`log_bridge`]**, a [`log::Log`] implementation ([`LogBridge`]) that streams
+//!   the program's log records as `log_entry` events of the right run ([`LogScope`]),
+//!   next to the program's own console logger.
 //! - the **engine wrapper**: a [`BacktestRunner`] gives any [`BacktestEngine`] the
 //!   whole stream (start, throttled progress, the run's own log lines, complete or
 //!   error, also on a panic or a cancellation), and the crate brings a small, exact
@@ -38,6 +41,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `server` | yes | the WebSocket broadcast server (tokio, tokio-tungstenite) |
+//! | `tracing` | no | [`tracing_layer`]: `tracing` events as `log_entry` events, correlated by span (tracing, tracing-subscriber) |
 //! | `csv` | yes | the CSV bar loader (`load_csv`, `read_csv`; the `csv` crate) |
 //!
 //! The core (events, sinks, streamer) needs no async runtime: a plain synchronous
@@ -103,3 +107,8 @@ pub use streamer::{
 pub use synthetic::{SyntheticBars, SyntheticError};
 pub use timestamp::{Timestamp, TimestampError};
 pub use topic::{InvalidTopic, Topic};
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

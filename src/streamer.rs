@@ -106,7 +106,17 @@ pub struct ProgressDetails {
 }
 
 /// The final figures of a successful run, for `backtest_complete`.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Every figure left at its default is not a number, sent as `null` ("not reported"),
+/// rather than a misleading zero.
+///
+/// ```
+/// use backtest_stream::RunResults;
+///
+/// let results = RunResults { final_balance: 10_250.0, total_trades: 3, ..Default::default() };
+/// assert!(results.sharpe_ratio.is_nan());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunResults {
     /// The account balance at the end.
     pub final_balance: f64,
@@ -122,6 +132,20 @@ pub struct RunResults {
     pub return_pct: f64,
     /// Extra results metadata (trade list, parameters, ...).
     pub results: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for RunResults {
+    fn default() -> Self {
+        Self {
+            final_balance: f64::NAN,
+            total_trades: 0,
+            win_rate: f64::NAN,
+            sharpe_ratio: f64::NAN,
+            drawdown: f64::NAN,
+            return_pct: f64::NAN,
+            results: serde_json::Map::new(),
+        }
+    }
 }
 
 /// How publishing went for a run.
@@ -293,6 +317,16 @@ impl ProgressStreamer {
 ///
 /// A run dropped without either (an early `return`, a `?`, a panic) publishes a
 /// `backtest_error` saying so, so that no user interface waits forever.
+///
+/// Publishing after the end does not compile:
+///
+/// ```compile_fail
+/// use backtest_stream::{NoopSink, ProgressDetails, ProgressStreamer, RunInfo};
+///
+/// let mut run = ProgressStreamer::new(NoopSink).start(RunInfo::default(), 10);
+/// run.complete(Default::default());
+/// run.progress(10, ProgressDetails::default); // error: `run` was moved by `complete`
+/// ```
 pub struct RunningBacktest {
     sink: SharedSink,
     id: BacktestId,

@@ -379,6 +379,11 @@ where
         }
     }
 
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        // More verbose events are ignored here; other layers give their own hints.
+        Some(self.level)
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let metadata = event.metadata();
         if *metadata.level() > self.level {

@@ -48,34 +48,69 @@ impl Log for Recorder {
     fn flush(&self) {}
 }
 
-static RECORDER: OnceLock<Recorder> = OnceLock::new();
+/// What the console logger (a real `env_logger`) wrote, one `LEVEL target message` line
+/// per record.
+#[derive(Clone, Default)]
+struct Console(Arc<Mutex<Vec<u8>>>);
 
-fn recorder() -> &'static Recorder {
-    RECORDER.get_or_init(Recorder::default)
+impl std::io::Write for Console {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether the console logger wrote `message` for `target` at `level`.
+fn console_saw(level: &str, target: &str, message: &str) -> bool {
+    let text = String::from_utf8(global().console.0.lock().unwrap().clone()).unwrap();
+    let line = format!("{level} {target} {message}");
+    text.lines().any(|l| l == line)
 }
 
 struct Global {
     handle: BridgeHandle,
     default_sink: MemorySink,
+    console: Console,
 }
 
 /// The one bridge installed in this process: level `info`, target `quiet_dep` at
-/// `warn`, wrapping [`Recorder`] (which writes `debug` and up), default sink recorded.
+/// `warn`, wrapping an `env_logger` (which writes `debug` and up to [`Console`]), with
+/// a recorded default sink.
 fn global() -> &'static Global {
     static GLOBAL: OnceLock<Global> = OnceLock::new();
     GLOBAL.get_or_init(|| {
         let default_sink = MemorySink::new();
+        let console = Console::default();
+        let env_logger = env_logger::Builder::new()
+            .filter_level(LevelFilter::Debug)
+            .format(|buf, record| {
+                use std::io::Write;
+                writeln!(
+                    buf,
+                    "{} {} {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                )
+            })
+            .target(env_logger::Target::Pipe(Box::new(console.clone())))
+            .build();
+        let env_level = env_logger.filter();
         let handle = LogBridge::builder()
             .level(LevelFilter::Info)
             .target_level("quiet_dep", LevelFilter::Warn)
             .default_sink(default_sink.clone())
-            .wrap(recorder(), LevelFilter::Debug)
+            .wrap(env_logger, env_level)
             .build()
             .try_init()
             .expect("first installation in this process");
         Global {
             handle,
             default_sink,
+            console,
         }
     })
 }
@@ -262,7 +297,7 @@ fn explicit_backtest_id_key_value_wins_over_the_scope() {
 fn explicit_backtest_id_key_value_through_the_macros() {
     global();
     let run = id("run-kv-macro");
-    log::info!(target: "kv_macro_test", backtest_id = run.as_str(), function = "on_bar"; "filled {}", 3);
+    log::info!(target: "kv_macro_test", backtest_id = run, function = "on_bar"; "filled {}", 3);
     let got = default_entries_for("backtest.run-kv-macro");
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].backtest_id, Some(run));
@@ -385,13 +420,16 @@ fn composition_with_an_inner_logger_both_see_the_record() {
     log::info!(target: "composition_test", "to both");
     // The bridge streams `info`; the inner logger also writes `debug`: it still gets it.
     log::debug!(target: "composition_test", "console only");
+    log::trace!(target: "composition_test", "nobody");
     // `quiet_dep` streams only `warn` and up; the inner logger's own filter is separate.
     log::info!(target: "quiet_dep::io", "console only too");
     log::warn!(target: "quiet_dep::io", "quiet dep warning");
 
-    assert!(recorder().saw("composition_test", "to both"));
-    assert!(recorder().saw("composition_test", "console only"));
-    assert!(recorder().saw("quiet_dep::io", "console only too"));
+    assert!(console_saw("INFO", "composition_test", "to both"));
+    assert!(console_saw("DEBUG", "composition_test", "console only"));
+    assert!(console_saw("INFO", "quiet_dep::io", "console only too"));
+    assert!(console_saw("WARN", "quiet_dep::io", "quiet dep warning"));
+    assert!(!console_saw("TRACE", "composition_test", "nobody"));
     let streamed: Vec<String> = entries(&g.default_sink)
         .into_iter()
         .filter(|(_, e)| {
@@ -464,7 +502,7 @@ fn a_sink_that_logs_while_publishing_does_not_recurse() {
         "{before:?} {after:?}"
     );
     // The inner (console) logger still got the sink's records.
-    assert!(recorder().saw("chatty_sink", "publishing log_entry"));
+    assert!(console_saw("WARN", "chatty_sink", "publishing log_entry"));
 }
 
 #[test]
@@ -571,11 +609,23 @@ fn the_run_logger_scope_routes_log_macros_to_the_run() {
     global();
     let memory = MemorySink::new();
     let logging = setup_backtest_logging(memory.clone(), Some(id("run-logger-scope")));
-    let _scope = logging.logger.scope();
-    log::info!(target: "run_logger_scope_test", "via the macros");
+    {
+        let _scope = logging.logger.scope();
+        log::info!(target: "run_logger_scope_test", "via the macros");
+    }
+    // The macros also take the run logger directly, in or out of a scope.
+    log::warn!(logger: logging.logger, function = "on_bar"; "direct {}", 1);
     let logs = entries(&memory);
-    assert_eq!(logs.len(), 1);
-    assert_eq!(logs[0].1.backtest_id, Some(id("run-logger-scope")));
+    assert_eq!(logs.len(), 2);
+    assert!(
+        logs.iter()
+            .all(|(_, e)| e.backtest_id == Some(id("run-logger-scope")))
+    );
+    assert_eq!(logs[1].1.message, "direct 1");
+    assert_eq!(logs[1].1.function, "on_bar");
+    assert_eq!(logs[1].1.level.as_str(), "WARNING");
+    // A record given to the run logger directly does not go through the global bridge.
+    assert!(!console_saw("WARN", "log_bridge", "direct 1"));
 }
 
 #[test]
@@ -589,4 +639,48 @@ fn a_bridge_value_without_inner_logger_is_usable_directly() {
         .parse_filters("info,x=shouty")
         .unwrap_err();
     assert_eq!(bad.item, 2);
+}
+
+/// A sink that hands events to a worker thread (as a network sink does), whose code
+/// logs per event: with `suppress()` on the worker, those lines reach the console only,
+/// so the stream cannot feed itself.
+#[test]
+fn a_sink_worker_thread_that_logs_is_kept_out_of_the_stream_with_suppress() {
+    let g = global();
+    let (tx, rx) = backtest_stream::channel(64);
+    let delivered = MemorySink::new();
+    let out = delivered.clone();
+    let worker = std::thread::spawn(move || {
+        let _quiet = log_bridge::suppress();
+        for envelope in rx.iter() {
+            log::info!(target: "sink_worker_test", "forwarding {}", envelope.event.kind());
+            let _ = out.publish(&envelope);
+        }
+    });
+    let before = g.handle.stats();
+    {
+        let _scope = LogScope::enter(id("run-worker"), Arc::new(tx), Topic::BACKTEST);
+        for n in 0..20 {
+            log::info!(target: "sink_worker_test_main", "line {n}");
+        }
+    } // the scope held the only sender: the worker's loop ends
+    worker.join().unwrap();
+    let logs = entries(&delivered);
+    assert_eq!(logs.len(), 20);
+    assert!(
+        logs.iter()
+            .all(|(_, e)| e.backtest_id == Some(id("run-worker")))
+    );
+    assert!(
+        default_entries_for("sink_worker_test")
+            .iter()
+            .all(|e| e.logger_name != "sink_worker_test"),
+        "the worker's own lines were not streamed"
+    );
+    assert!(g.handle.stats().suppressed >= before.suppressed + 20);
+    assert!(console_saw(
+        "INFO",
+        "sink_worker_test",
+        "forwarding log_entry"
+    ));
 }

@@ -11,9 +11,33 @@ pub const BACKTEST_ID_KEY: &str = "backtest_id";
 /// The key-value that names a record's function: `log::info!(function = "on_bar"; ...)`.
 pub const FUNCTION_KEY: &str = "function";
 
+/// A [`BacktestId`] is a `log` key-value, so a record can name its run directly:
+///
+/// ```
+/// use backtest_stream::BacktestId;
+///
+/// let run = BacktestId::new("run-1")?;
+/// log::info!(backtest_id = run; "belongs to run-1 wherever it is made");
+/// # Ok::<(), backtest_stream::InvalidBacktestId>(())
+/// ```
+impl log::kv::ToValue for BacktestId {
+    fn to_value(&self) -> Value<'_> {
+        Value::from(self.as_str())
+    }
+}
+
 /// The last segment of a Rust module path (`my_app::engine::fills` gives `fills`).
 pub(crate) fn last_segment(path: &str) -> &str {
-    path.rsplit("::").next().unwrap_or(path)
+    // `rfind(char)` is a fast byte search; a `"::"` pattern would build a substring
+    // searcher for every record.
+    let mut end = path.len();
+    while let Some(colon) = path[..end].rfind(':') {
+        if colon > 0 && path.as_bytes()[colon - 1] == b':' {
+            return &path[colon + 1..];
+        }
+        end = colon;
+    }
+    path
 }
 
 /// The fields a record's key-values contribute.
@@ -102,5 +126,8 @@ mod tests {
         assert_eq!(last_segment("a::b::c"), "c");
         assert_eq!(last_segment("main"), "main");
         assert_eq!(last_segment(""), "");
+        assert_eq!(last_segment("a:b::c:d"), "c:d");
+        assert_eq!(last_segment("::"), "");
+        assert_eq!(last_segment(":x"), ":x");
     }
 }

@@ -6,6 +6,37 @@
 //! logger (for example `env_logger`), which keeps getting every record, so the console
 //! output stays as it was and the UI gets the same lines.
 //!
+//! ```
+//! use backtest_stream::{EventKind, LogBridge, LogScope, MemorySink, ProgressStreamer, RunInfo};
+//! use log::LevelFilter;
+//!
+//! // The program's console logger, as before.
+//! let console = env_logger::Builder::new().filter_level(LevelFilter::Warn).build();
+//! let console_level = console.filter();
+//! // The user interface's sink (a WebSocket hub, a JSON Lines file, ...).
+//! let ui = MemorySink::new();
+//! let bridge = LogBridge::builder()
+//!     .parse_filters("info,hyper=warn")?
+//!     .default_sink(ui.clone()) // records made outside any run: topic `logs`
+//!     .wrap(console, console_level)
+//!     .build()
+//!     .try_init()?;
+//!
+//! let run = ProgressStreamer::new(ui.clone()).start(RunInfo::new("vanilla", "EURUSD"), 100);
+//! {
+//!     let _scope = LogScope::enter_run(&run); // this thread's records are the run's
+//!     log::info!(function = "on_bar"; "Trade executed: BUY 0.1 lots EURUSD");
+//! }
+//! run.complete(Default::default());
+//!
+//! let logs: Vec<_> = ui.events().into_iter()
+//!     .filter(|e| e.kind() == EventKind::LogEntry).collect();
+//! assert_eq!(logs.len(), 1);
+//! assert!(logs[0].to_json().contains(r#""logger_name":"backtest."#));
+//! assert_eq!(bridge.stats().delivered, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Where a record goes
 //!
 //! | the record is made ... | `backtest_id` | `logger_name` | published to |
@@ -31,14 +62,14 @@
 //! | `line` | the record's line, `0` when unknown |
 //! | `logger_name` | `backtest.<id>` for a run's records, the record's target otherwise |
 //!
-//! A `backtest_id` key-value that is not a valid [`BacktestId`] is kept in the message
+//! A `backtest_id` key-value that is not a valid [`BacktestId`](crate::BacktestId) is kept in the message
 //! as ` backtest_id=...` and does not change the record's id.
 //!
 //! # Never harming the program
 //!
 //! - A record that fails the filters costs a comparison and allocates nothing.
 //! - The bridge never blocks on I/O: it hands events to sinks, which must not block
-//!   ([`ProgressSink`](crate::ProgressSink)).
+//!   ([`ProgressSink`]).
 //! - A record made while the bridge is publishing on the same thread (a sink that logs,
 //!   or a library it calls) is not streamed, only counted ([`BridgeStats::reentrant`]);
 //!   it still reaches the inner logger. No recursion, no deadlock.

@@ -46,7 +46,7 @@ struct RunLoggerInner {
     sink: SharedSink,
     topic: Topic,
     level: LevelFilter,
-    counters: Counters,
+    counters: Arc<Counters>,
 }
 
 impl fmt::Debug for RunLogger {
@@ -69,7 +69,7 @@ impl RunLogger {
                 sink,
                 topic,
                 level: LevelFilter::Trace,
-                counters: Counters::default(),
+                counters: Arc::default(),
             }),
         }
     }
@@ -88,7 +88,8 @@ impl RunLogger {
         )
     }
 
-    /// Drops lines less severe than `level` (default: none is dropped).
+    /// A logger of the same run that drops lines less severe than `level` (default:
+    /// none is dropped). It shares this logger's counters.
     pub fn with_level(self, level: LevelFilter) -> Self {
         let inner = &self.inner;
         Self {
@@ -98,7 +99,7 @@ impl RunLogger {
                 sink: inner.sink.clone(),
                 topic: inner.topic.clone(),
                 level,
-                counters: Counters::default(),
+                counters: Arc::clone(&inner.counters),
             }),
         }
     }

@@ -1,0 +1,286 @@
+//! The wire format: every event has exactly the seed's keys, key order and JSON types.
+
+use backtest_stream::{
+    BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Envelope, Event,
+    EventKind, LogEntry, LogLevel, Timestamp, Topic,
+};
+use serde_json::Value;
+
+fn fixture(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::BacktestStart => include_str!("fixtures/seed_backtest_start.json"),
+        EventKind::BacktestProgress => include_str!("fixtures/seed_backtest_progress.json"),
+        EventKind::LogEntry => include_str!("fixtures/seed_log_entry.json"),
+        EventKind::BacktestComplete => include_str!("fixtures/seed_backtest_complete.json"),
+        EventKind::BacktestError => include_str!("fixtures/seed_backtest_error.json"),
+    }
+}
+
+fn ts() -> Timestamp {
+    Timestamp::from_unix_millis(1_700_000_000_123).unwrap()
+}
+
+fn id() -> BacktestId {
+    BacktestId::new("run-42").unwrap()
+}
+
+/// One event of each kind, with values unlike the seed's.
+fn sample(kind: EventKind) -> Event {
+    match kind {
+        EventKind::BacktestStart => Event::BacktestStart(BacktestStart {
+            backtest_id: id(),
+            variant: "vanilla".into(),
+            symbol: "BTCUSD".into(),
+            timeframe: "M5".into(),
+            start_date: "2022-01-01".into(),
+            end_date: "2022-02-01".into(),
+            timestamp: ts(),
+        }),
+        EventKind::BacktestProgress => Event::BacktestProgress(BacktestProgress {
+            backtest_id: id(),
+            progress: 12.5,
+            status: "Processing bar 1/8".into(),
+            bars_processed: 1,
+            total_bars: 8,
+            current_date: "2022-01-01".into(),
+            trades_count: 0,
+            current_pnl: -3.25,
+            timestamp: ts(),
+        }),
+        EventKind::LogEntry => Event::LogEntry(LogEntry {
+            backtest_id: Some(id()),
+            timestamp: ts(),
+            level: LogLevel::Warning,
+            message: "careful \"quoted\"\nnewline".into(),
+            module: "engine".into(),
+            function: "on_bar".into(),
+            line: 12,
+            logger_name: "backtest.run-42".into(),
+        }),
+        EventKind::BacktestComplete => Event::BacktestComplete(BacktestComplete {
+            backtest_id: id(),
+            final_balance: 9_876.5,
+            total_trades: 3,
+            win_rate: 33.3,
+            sharpe_ratio: -0.4,
+            drawdown: 2.0,
+            return_pct: -1.2,
+            duration_seconds: 0.25,
+            timestamp: ts(),
+            results: serde_json::json!({"trades": [], "fast": 10})
+                .as_object()
+                .unwrap()
+                .clone(),
+        }),
+        EventKind::BacktestError => Event::BacktestError(BacktestError {
+            backtest_id: id(),
+            error: "boom".into(),
+            error_details: "details".into(),
+            timestamp: ts(),
+        }),
+    }
+}
+
+/// The JSON type of a value; integers and non-integers are told apart, as Python does.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// `(key path, type)` of every key, recursively through objects.
+fn shape(v: &Value, prefix: &str, out: &mut Vec<(String, &'static str)>) {
+    if let Value::Object(map) = v {
+        for (key, value) in map {
+            let path = format!("{prefix}{key}");
+            out.push((path.clone(), json_type(value)));
+            // `results` is open: only its type is part of the contract.
+            if key != "results" {
+                shape(value, &format!("{path}."), out);
+            }
+        }
+    }
+    out.sort();
+}
+
+fn shape_of(v: &Value) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    shape(v, "", &mut out);
+    out
+}
+
+/// Keys of an object in the order they appear in the text.
+fn key_order(text: &str, keys: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut found: Vec<(usize, String)> = keys
+        .into_iter()
+        .map(|k| (text.find(&format!("\"{k}\":")).expect("key present"), k))
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, k)| k).collect()
+}
+
+#[test]
+fn every_event_has_the_seed_keys_and_types() {
+    for kind in EventKind::ALL {
+        let seed: Value = serde_json::from_str(fixture(kind)).unwrap();
+        let ours: Value = serde_json::from_str(&sample(kind).to_json()).unwrap();
+        assert_eq!(shape_of(&ours), shape_of(&seed), "{kind}");
+        assert_eq!(seed["type"], kind.as_str());
+    }
+}
+
+#[test]
+fn every_event_keeps_the_seed_key_order() {
+    for kind in EventKind::ALL {
+        let seed_text = fixture(kind);
+        let seed: Value = serde_json::from_str(seed_text).unwrap();
+        let keys: Vec<String> = seed["data"].as_object().unwrap().keys().cloned().collect();
+        let ours = sample(kind).to_json();
+        assert_eq!(
+            key_order(&ours, keys.clone()),
+            key_order(seed_text, keys),
+            "{kind}"
+        );
+        assert!(
+            ours.starts_with(&format!("{{\"type\":\"{kind}\",\"data\":{{")),
+            "{ours}"
+        );
+    }
+}
+
+#[test]
+fn every_event_round_trips() {
+    for kind in EventKind::ALL {
+        let event = sample(kind);
+        let text = event.to_json();
+        assert_eq!(Event::from_json(&text).unwrap(), event, "{kind}");
+        assert_eq!(event.kind(), kind);
+        assert_eq!(event.backtest_id().unwrap(), "run-42");
+        assert_eq!(event.timestamp(), ts());
+    }
+}
+
+#[test]
+fn the_seed_samples_are_read_and_rewritten_with_the_same_shape() {
+    for kind in EventKind::ALL {
+        let event = Event::from_json(fixture(kind)).unwrap();
+        assert_eq!(event.kind(), kind);
+        let seed: Value = serde_json::from_str(fixture(kind)).unwrap();
+        let again: Value = serde_json::from_str(&event.to_json()).unwrap();
+        assert_eq!(shape_of(&again), shape_of(&seed), "{kind}");
+        // Values survive too (the seed's timestamps already have milliseconds and Z).
+        assert_eq!(again, seed, "{kind}");
+    }
+}
+
+#[test]
+fn timestamps_are_utc_rfc3339_with_milliseconds_and_z() {
+    let event = sample(EventKind::BacktestError);
+    let v: Value = serde_json::from_str(&event.to_json()).unwrap();
+    assert_eq!(v["data"]["timestamp"], "2023-11-14T22:13:20.123Z");
+    let now = Timestamp::now().to_string();
+    let bytes = now.as_bytes();
+    assert_eq!(bytes.len(), 24, "{now}");
+    assert_eq!(
+        (bytes[4], bytes[10], bytes[19], bytes[23]),
+        (b'-', b'T', b'.', b'Z')
+    );
+}
+
+#[test]
+fn non_finite_numbers_are_null_and_read_back_as_nan() {
+    let Event::BacktestComplete(mut complete) = sample(EventKind::BacktestComplete) else {
+        unreachable!()
+    };
+    complete.win_rate = f64::NAN;
+    complete.sharpe_ratio = f64::INFINITY;
+    complete.drawdown = f64::NEG_INFINITY;
+    let text = Event::BacktestComplete(complete).to_json();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["data"]["win_rate"], Value::Null);
+    assert_eq!(v["data"]["sharpe_ratio"], Value::Null);
+    assert_eq!(v["data"]["drawdown"], Value::Null);
+    assert_eq!(v["data"]["final_balance"], 9_876.5);
+    let Event::BacktestComplete(back) = Event::from_json(&text).unwrap() else {
+        panic!("kind changed")
+    };
+    assert!(back.win_rate.is_nan() && back.sharpe_ratio.is_nan() && back.drawdown.is_nan());
+
+    let Event::BacktestProgress(mut progress) = sample(EventKind::BacktestProgress) else {
+        unreachable!()
+    };
+    progress.current_pnl = f64::NAN;
+    let v: Value = serde_json::from_str(&Event::BacktestProgress(progress).to_json()).unwrap();
+    assert_eq!(v["data"]["current_pnl"], Value::Null);
+}
+
+#[test]
+fn custom_ids_and_id_validation() {
+    let text = fixture(EventKind::BacktestStart).replace("uuid-string", "my-custom-id");
+    let event = Event::from_json(&text).unwrap();
+    assert_eq!(event.backtest_id().unwrap(), "my-custom-id");
+
+    let empty = fixture(EventKind::BacktestStart).replace("\"uuid-string\"", "\"\"");
+    let err = Event::from_json(&empty).unwrap_err();
+    assert!(err.to_string().contains("backtest id is empty"), "{err}");
+
+    let long = fixture(EventKind::BacktestError).replace("uuid-string", &"x".repeat(500));
+    let err = Event::from_json(&long).unwrap_err();
+    assert!(err.to_string().contains("500 bytes long"), "{err}");
+}
+
+#[test]
+fn log_entries_outside_a_run_have_a_null_id_and_levels_use_the_seed_names() {
+    let Event::LogEntry(mut entry) = sample(EventKind::LogEntry) else {
+        unreachable!()
+    };
+    entry.backtest_id = None;
+    let mut names = Vec::new();
+    for level in [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warning,
+        LogLevel::Error,
+    ] {
+        entry.level = level;
+        let v: Value = serde_json::from_str(&Event::LogEntry(entry.clone()).to_json()).unwrap();
+        assert_eq!(v["data"]["backtest_id"], Value::Null);
+        names.push(v["data"]["level"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(names, ["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"]);
+    assert_eq!(LogLevel::from(log::Level::Warn), LogLevel::Warning);
+}
+
+#[test]
+fn frames_with_topic_and_seq_are_read_as_events_and_envelopes() {
+    let event = sample(EventKind::BacktestProgress);
+    let mut text = event.to_json();
+    text.pop();
+    text.push_str(r#","topic":"trading","seq":17}"#);
+    assert_eq!(Event::from_json(&text).unwrap(), event);
+    let envelope = Envelope::from_json(&text).unwrap();
+    assert_eq!(envelope.topic, Topic::TRADING);
+    assert_eq!(*envelope.event, event);
+}
+
+#[test]
+fn malformed_events_are_errors_not_panics() {
+    for bad in [
+        "",
+        "[]",
+        "{}",
+        r#"{"type":"backtest_start"}"#,
+        r#"{"type":"nope","data":{}}"#,
+        r#"{"type":"backtest_error","data":{"backtest_id":"a","error":1,"error_details":"","timestamp":"2024-01-15T10:30:45.000Z"}}"#,
+        r#"{"type":"backtest_error","data":{"backtest_id":"a","error":"","error_details":"","timestamp":"yesterday"}}"#,
+    ] {
+        assert!(Event::from_json(bad).is_err(), "{bad}");
+    }
+}
