@@ -11,7 +11,9 @@
 //! The engine runs on the thread that calls [`BacktestRunner::run`]. Its log records are
 //! tied to the run through the log bridge for exactly that thread and exactly the
 //! duration of the run; records made on threads the engine spawns itself are not tied
-//! to the run unless those threads enter the run's log scope themselves.
+//! to the run unless those threads enter the run's log scope themselves: take the id,
+//! sink and topic from [`RunMonitor::running`] and call
+//! [`LogScope::enter`](crate::LogScope::enter) on the worker thread.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -145,6 +147,8 @@ pub struct RunMonitor<'a> {
     run: Option<&'a mut RunningBacktest>,
     cancel: Option<&'a CancelToken>,
     cancelled_at: Option<u64>,
+    /// The last bar count reported without cancellation.
+    last_bar: u64,
 }
 
 impl fmt::Debug for RunMonitor<'_> {
@@ -164,6 +168,7 @@ impl<'a> RunMonitor<'a> {
             run: None,
             cancel: None,
             cancelled_at: None,
+            last_bar: 0,
         }
     }
 
@@ -173,6 +178,7 @@ impl<'a> RunMonitor<'a> {
             run: None,
             cancel: Some(token),
             cancelled_at: None,
+            last_bar: 0,
         }
     }
 
@@ -191,13 +197,16 @@ impl<'a> RunMonitor<'a> {
                 return Err(Cancelled);
             }
         }
+        self.last_bar = bars_processed;
         if let Some(run) = self.run.as_deref_mut() {
             run.progress(bars_processed, details);
         }
         Ok(())
     }
 
-    /// Whether the run was cancelled (without reporting a bar).
+    /// Whether the run was cancelled (without reporting a bar). An engine that stops
+    /// with an error after seeing this is reported as cancelled, after the last bar it
+    /// reported.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_some_and(CancelToken::is_cancelled)
     }
@@ -231,7 +240,8 @@ pub enum RunError<E: std::error::Error + 'static> {
     /// The run was cancelled through its [`CancelToken`].
     #[error("the backtest was cancelled after {bars_processed} of {total_bars} bars")]
     Cancelled {
-        /// Bars done when the engine saw the cancellation.
+        /// The bar count the engine reported when it saw the cancellation (or the last
+        /// one it reported, when it checked [`RunMonitor::is_cancelled`] itself).
         bars_processed: u64,
         /// Bars in the run.
         total_bars: u64,
@@ -381,7 +391,8 @@ impl BacktestRunner {
     ///
     /// Panics of the engine are caught and returned as [`RunError::Panicked`] (after
     /// `backtest_error` is sent); a cancelled run returns [`RunError::Cancelled`] when
-    /// the engine stopped for it, and its output when the engine finished anyway.
+    /// the engine stopped with an error, and its output when the engine finished
+    /// anyway.
     pub fn run<E: BacktestEngine + ?Sized>(
         self,
         engine: &mut E,
@@ -403,9 +414,15 @@ impl BacktestRunner {
                 run: run.as_mut(),
                 cancel: Some(&self.cancel),
                 cancelled_at: None,
+                last_bar: 0,
             };
             let outcome = catch_panic(|| engine.run(&mut monitor));
-            (outcome, monitor.cancelled_at)
+            // An engine that checked the token itself (with `is_cancelled`) and stopped
+            // with its own error was cancelled too.
+            let cancelled_at = monitor
+                .cancelled_at
+                .or_else(|| self.cancel.is_cancelled().then_some(monitor.last_bar));
+            (outcome, cancelled_at)
         };
 
         let error = match outcome {

@@ -598,3 +598,51 @@ fn the_trade_list_of_the_results_can_be_limited_to_the_last_trades() {
     assert_eq!(results["trades"].as_array().unwrap(), &listed);
     assert_eq!(results["trades_omitted"], n - 3);
 }
+
+#[test]
+fn an_engine_that_checks_the_token_itself_is_reported_as_cancelled() {
+    use backtest_stream::{BacktestEngine, RunInfo, RunMonitor, RunResults};
+    #[derive(Debug, thiserror::Error)]
+    #[error("stopped on request")]
+    struct Stopped;
+    struct Polling;
+    impl BacktestEngine for Polling {
+        type Output = RunResults;
+        type Error = Stopped;
+        fn run_info(&self) -> RunInfo {
+            RunInfo::new("polling", "TEST")
+        }
+        fn total_bars(&self) -> u64 {
+            1_000
+        }
+        fn run(&mut self, monitor: &mut RunMonitor<'_>) -> Result<RunResults, Stopped> {
+            for bar in 1..=1_000 {
+                if bar == 301 {
+                    // Cancelled from elsewhere while the engine works.
+                    std::thread::scope(|s| {
+                        s.spawn(|| CANCEL.get().unwrap().cancel());
+                    });
+                }
+                if monitor.is_cancelled() {
+                    return Err(Stopped);
+                }
+                let _ = monitor.bar(bar, Default::default);
+            }
+            Ok(RunResults::default())
+        }
+    }
+    static CANCEL: OnceLock<backtest_stream::CancelToken> = OnceLock::new();
+    let runner = BacktestRunner::disabled();
+    CANCEL.set(runner.cancel_token().clone()).unwrap();
+    let err = runner.run(&mut Polling).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RunError::Cancelled {
+                bars_processed: 300,
+                total_bars: 1_000
+            }
+        ),
+        "{err}"
+    );
+}
