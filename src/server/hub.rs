@@ -1,0 +1,620 @@
+//! The [`Hub`] (the original's `ConnectionManager`): connections, subscriptions and the
+//! fan-out of events.
+//!
+//! Publishers hand envelopes to a bounded queue; one hub task numbers each event per
+//! topic, serializes it once into a shared frame, keeps it in the topic's history and
+//! pushes the frame into the bounded queue of every subscribed connection. Subscribing
+//! (with its replay and snapshot) runs on the same task between two events, so the
+//! switch from replay to live delivery can neither skip nor repeat an event.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::config::{LagPolicy, ServerConfig};
+use super::error::ServerError;
+use super::history::{TopicHistory, event_frame};
+use super::protocol::{Subscribe, confirmation_frame, unsubscribed_frame};
+use super::queue::{ClientQueue, CloseRequest, Pushed};
+use super::sink::HubSink;
+use super::stats::{Counters, ServerStats, add, bump};
+use crate::{BacktestId, Envelope, SinkError, Topic};
+
+/// What publishers send to the hub task.
+pub(crate) enum Input {
+    /// An event for the subscribers of its topic.
+    Publish(Envelope),
+    /// An event for every connection.
+    Broadcast(Envelope),
+    /// Answer once everything before has been handed to the connections.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// What connections (and shutdown) ask of the hub task.
+pub(crate) enum Command {
+    Register { id: u64, queue: Arc<ClientQueue> },
+    Subscribe { id: u64, request: Subscribe },
+    Unsubscribe { id: u64, topic: Topic },
+    Disconnect { id: u64 },
+    Shutdown { done: oneshot::Sender<()> },
+}
+
+/// State shared by the hub handles, the hub task, the sinks and the connections.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) epoch: String,
+    pub(crate) counters: Counters,
+    subscriptions: Mutex<BTreeMap<Topic, usize>>,
+    next_id: AtomicU64,
+    pub(crate) shutting_down: AtomicBool,
+    /// Notified whenever the number of connections drops to zero.
+    no_connections: Notify,
+}
+
+/// The broadcast hub: give it events through [`Hub::publish`] or a [`HubSink`], and
+/// connections through [`Hub::serve`] or the [`Server`](super::Server).
+///
+/// A hub is a cheap handle (clone it freely). It must be created inside a tokio runtime,
+/// where it spawns its task.
+///
+/// ```
+/// use backtest_stream::server::{Hub, ServerConfig};
+/// use backtest_stream::{ProgressStreamer, RunInfo};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::new(ServerConfig::default())?;
+/// let run = ProgressStreamer::new(hub.sink()).start(RunInfo::default(), 10);
+/// run.complete(Default::default());
+/// hub.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) shared: Arc<Shared>,
+    input: mpsc::Sender<Input>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("epoch", &self.shared.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Creates a hub and spawns its task on the current tokio runtime.
+    pub fn new(config: ServerConfig) -> Result<Self, ServerError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ServerError::NoRuntime)?;
+        Ok(Self::with_runtime(config, &runtime))
+    }
+
+    /// Creates a hub and spawns its task on the given runtime (so that it can be
+    /// created from a plain thread).
+    pub fn with_runtime(config: ServerConfig, runtime: &tokio::runtime::Handle) -> Self {
+        let (input, input_rx) = mpsc::channel(config.publish_queue_capacity.max(1));
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config,
+            epoch: uuid::Uuid::new_v4().simple().to_string(),
+            counters: Counters::default(),
+            subscriptions: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            no_connections: Notify::new(),
+        });
+        let task = HubTask {
+            shared: Arc::clone(&shared),
+            topics: HashMap::new(),
+            conns: HashMap::new(),
+            subscription_counts: BTreeMap::new(),
+            closed: false,
+        };
+        runtime.spawn(task.run(input_rx, commands_rx));
+        Self {
+            shared,
+            input,
+            commands,
+        }
+    }
+
+    /// The configuration the hub runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// This hub's epoch: a random string; sequence numbers of another epoch mean nothing
+    /// here.
+    pub fn epoch(&self) -> &str {
+        &self.shared.epoch
+    }
+
+    /// A sink that publishes into this hub, usable from any thread.
+    pub fn sink(&self) -> HubSink {
+        HubSink::new(self.input.clone(), Arc::clone(&self.shared))
+    }
+
+    /// Publishes an event to the subscribers of its topic. Never waits: a full queue
+    /// returns [`SinkError::Full`] (counted in the stats).
+    pub fn publish(&self, envelope: &Envelope) -> Result<(), SinkError> {
+        try_input(&self.input, &self.shared, Input::Publish(envelope.clone()))
+    }
+
+    /// Publishes an event to every connection, subscribed or not. It is numbered and
+    /// kept in the history of its topic like any other.
+    pub fn broadcast(&self, envelope: &Envelope) -> Result<(), SinkError> {
+        try_input(
+            &self.input,
+            &self.shared,
+            Input::Broadcast(envelope.clone()),
+        )
+    }
+
+    /// Connections, subscriptions, events and drops so far.
+    pub fn stats(&self) -> ServerStats {
+        let subscriptions = self
+            .shared
+            .subscriptions
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        self.shared.counters.snapshot(subscriptions)
+    }
+
+    /// Whether a graceful shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Shuts down gracefully: delivers what was published before, closes every
+    /// connection with 1001 once its queue is written, and waits until all are gone or
+    /// [`ServerConfig::shutdown_timeout`] has passed. Publishing afterwards fails with
+    /// [`SinkError::Closed`].
+    pub async fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::Release);
+        let (done, done_rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { done }).is_ok() {
+            // The hub task ending also resolves this.
+            let _ = done_rx.await;
+        }
+        let _ = tokio::time::timeout(
+            self.shared.config.shutdown_timeout,
+            self.wait_for_no_connections(),
+        )
+        .await;
+    }
+
+    /// Resolves when no connection is open.
+    pub(crate) async fn wait_for_no_connections(&self) {
+        loop {
+            let notified = self.shared.no_connections.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared.counters.connections.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Takes a connection slot, or `None` when `max_connections` are open.
+    pub(crate) fn admit(&self) -> Option<Admission> {
+        let max = self.shared.config.max_connections as u64;
+        let counter = &self.shared.counters.connections;
+        let mut current = counter.load(Ordering::Acquire);
+        loop {
+            if current >= max {
+                bump(&self.shared.counters.refused_max_connections);
+                return None;
+            }
+            match counter.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    bump(&self.shared.counters.connections_accepted);
+                    return Some(Admission {
+                        shared: Arc::clone(&self.shared),
+                        id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+                    });
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    pub(crate) fn command(&self, command: Command) {
+        // The hub task ends only after a shutdown; commands after that have no effect.
+        let _ = self.commands.send(command);
+    }
+}
+
+pub(crate) fn try_input(
+    input: &mpsc::Sender<Input>,
+    shared: &Shared,
+    message: Input,
+) -> Result<(), SinkError> {
+    match input.try_send(message) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            bump(&shared.counters.publish_queue_full);
+            Err(SinkError::Full {
+                capacity: shared.config.publish_queue_capacity,
+            })
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(SinkError::Closed),
+    }
+}
+
+/// Waits until the hub handed everything published before to the connections.
+pub(crate) fn flush_input(input: &mpsc::Sender<Input>) -> Result<(), SinkError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let mut message = Input::Flush(tx);
+    loop {
+        match input.try_send(message) {
+            Ok(()) => break,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                message = back;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(SinkError::Closed),
+        }
+    }
+    rx.recv().map_err(|_| SinkError::Closed)
+}
+
+/// A connection slot; released on drop.
+pub(crate) struct Admission {
+    shared: Arc<Shared>,
+    pub(crate) id: u64,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if self
+            .shared
+            .counters
+            .connections
+            .fetch_sub(1, Ordering::AcqRel)
+            == 1
+        {
+            self.shared.no_connections.notify_waiters();
+        }
+    }
+}
+
+type Subscribers = Vec<(u64, Arc<ClientQueue>)>;
+
+struct TopicState {
+    history: TopicHistory,
+    all: Subscribers,
+    by_run: HashMap<BacktestId, Subscribers>,
+}
+
+enum Filter {
+    All,
+    Runs(Vec<BacktestId>),
+}
+
+struct Conn {
+    queue: Arc<ClientQueue>,
+    subs: HashMap<Topic, Filter>,
+}
+
+struct HubTask {
+    shared: Arc<Shared>,
+    topics: HashMap<Topic, TopicState>,
+    conns: HashMap<u64, Conn>,
+    subscription_counts: BTreeMap<Topic, usize>,
+    closed: bool,
+}
+
+fn remove_subscriber(list: &mut Subscribers, id: u64) {
+    if let Some(i) = list.iter().position(|(c, _)| *c == id) {
+        list.swap_remove(i);
+    }
+}
+
+const SLOW: CloseRequest = CloseRequest {
+    code: 1008,
+    reason: "client too slow",
+};
+
+impl HubTask {
+    async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Input>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command, &mut input),
+                    None => break,
+                },
+                n = input.recv_many(&mut batch, 256), if !self.closed => {
+                    if n == 0 {
+                        self.closed = true;
+                    }
+                    for message in batch.drain(..) {
+                        self.input(message);
+                    }
+                }
+            }
+        }
+    }
+
+    fn input(&mut self, message: Input) {
+        match message {
+            Input::Publish(envelope) => self.deliver(&envelope, false),
+            Input::Broadcast(envelope) => self.deliver(&envelope, true),
+            Input::Flush(done) => {
+                let _ = done.try_send(());
+            }
+        }
+    }
+
+    fn topic(&mut self, topic: &Topic) -> &mut TopicState {
+        let config = &self.shared.config;
+        self.topics
+            .entry(topic.clone())
+            .or_insert_with(|| TopicState {
+                history: TopicHistory::new(config.history_size, config.snapshot_runs),
+                all: Vec::new(),
+                by_run: HashMap::new(),
+            })
+    }
+
+    fn deliver(&mut self, envelope: &Envelope, everyone: bool) {
+        let terminal = envelope.event.is_terminal();
+        let state = self.topic(&envelope.topic);
+        let seq = state.history.next_seq();
+        let frame = event_frame(envelope, seq);
+        state.history.record(seq, &envelope.event, &frame);
+        let mut slow = Vec::new();
+        let mut lagged = 0;
+        let mut push = |id: u64, queue: &ClientQueue| match queue.push_event(
+            &envelope.topic,
+            &frame,
+            terminal,
+        ) {
+            Pushed::Queued | Pushed::Closed => {}
+            Pushed::Dropped => {
+                lagged += 1;
+                if self.shared.config.lag_policy == LagPolicy::Disconnect {
+                    slow.push(id);
+                }
+            }
+            Pushed::Overflow => {
+                lagged += 1;
+                slow.push(id);
+            }
+        };
+        if everyone {
+            for (id, conn) in &self.conns {
+                push(*id, &conn.queue);
+            }
+        } else if let Some(state) = self.topics.get(&envelope.topic) {
+            for (id, queue) in &state.all {
+                push(*id, queue);
+            }
+            let runs = envelope
+                .event
+                .backtest_id()
+                .and_then(|run| state.by_run.get(run));
+            for (id, queue) in runs.into_iter().flatten() {
+                push(*id, queue);
+            }
+        }
+        add(&self.shared.counters.lagged, lagged);
+        bump(&self.shared.counters.events_published);
+        for id in slow {
+            self.close_slow(id);
+        }
+    }
+
+    fn close_slow(&mut self, id: u64) {
+        if let Some(conn) = self.conns.get(&id) {
+            let discarded = conn.queue.request_close(SLOW, true);
+            add(&self.shared.counters.slow_client, discarded as u64);
+            bump(&self.shared.counters.dropped_slow);
+        }
+        self.remove(id);
+    }
+
+    fn handle(&mut self, command: Command, input: &mut mpsc::Receiver<Input>) {
+        match command {
+            Command::Register { id, queue } => {
+                if self.closed {
+                    queue.request_close(shutdown_close(), false);
+                }
+                self.conns.insert(
+                    id,
+                    Conn {
+                        queue,
+                        subs: HashMap::new(),
+                    },
+                );
+            }
+            Command::Subscribe { id, request } => self.subscribe(id, request),
+            Command::Unsubscribe { id, topic } => {
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                let queue = Arc::clone(&conn.queue);
+                let removed = conn.subs.remove(&topic);
+                if let Some(filter) = removed {
+                    self.unlink(id, &topic, &filter);
+                    self.count_subscription(&topic, -1);
+                }
+                queue.forget_topic(&topic);
+                queue.push_reply(unsubscribed_frame(&topic));
+            }
+            Command::Disconnect { id } => self.remove(id),
+            Command::Shutdown { done } => {
+                // Deliver what was published before the shutdown, then stop taking more.
+                input.close();
+                while let Ok(message) = input.try_recv() {
+                    self.input(message);
+                }
+                self.closed = true;
+                for conn in self.conns.values() {
+                    conn.queue.request_close(shutdown_close(), false);
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn unlink(&mut self, id: u64, topic: &Topic, filter: &Filter) {
+        let Some(state) = self.topics.get_mut(topic) else {
+            return;
+        };
+        match filter {
+            Filter::All => remove_subscriber(&mut state.all, id),
+            Filter::Runs(runs) => {
+                for run in runs {
+                    if let Some(list) = state.by_run.get_mut(run) {
+                        remove_subscriber(list, id);
+                        if list.is_empty() {
+                            state.by_run.remove(run);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
+        for (topic, filter) in &conn.subs {
+            self.unlink(id, topic, filter);
+            self.count_subscription(topic, -1);
+        }
+    }
+
+    fn count_subscription(&mut self, topic: &Topic, delta: isize) {
+        let count = self.subscription_counts.entry(topic.clone()).or_insert(0);
+        *count = count.saturating_add_signed(delta);
+        if *count == 0 {
+            self.subscription_counts.remove(topic);
+        }
+        let counts = self.subscription_counts.clone();
+        match self.shared.subscriptions.lock() {
+            Ok(mut shared) => *shared = counts,
+            Err(poisoned) => *poisoned.into_inner() = counts,
+        }
+    }
+
+    fn subscribe(&mut self, id: u64, request: Subscribe) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let queue = Arc::clone(&conn.queue);
+        let topic = request.topic.clone();
+        // Update the subscription: a filter-less subscribe widens to the whole topic; a
+        // run filter adds a run unless the whole topic is already subscribed.
+        let previous = conn.subs.remove(&topic);
+        let is_new = previous.is_none();
+        let mut link_all = false;
+        let mut link_run = None;
+        let mut unlink_old = None;
+        let filter = match (previous, &request.backtest_id) {
+            (Some(Filter::All), _) => Filter::All,
+            (None, None) => {
+                link_all = true;
+                Filter::All
+            }
+            (Some(Filter::Runs(runs)), None) => {
+                // Widen: the run subscriptions are replaced by the whole topic.
+                unlink_old = Some(Filter::Runs(runs));
+                link_all = true;
+                Filter::All
+            }
+            (None, Some(run)) => {
+                link_run = Some(run.clone());
+                Filter::Runs(vec![run.clone()])
+            }
+            (Some(Filter::Runs(mut runs)), Some(run)) => {
+                if !runs.contains(run) {
+                    runs.push(run.clone());
+                    link_run = Some(run.clone());
+                }
+                Filter::Runs(runs)
+            }
+        };
+        conn.subs.insert(topic.clone(), filter);
+        if let Some(old) = unlink_old {
+            self.unlink(id, &topic, &old);
+        }
+        if is_new {
+            self.count_subscription(&topic, 1);
+        }
+        let epoch = self.shared.epoch.clone();
+        let state = self.topic(&topic);
+        if link_all {
+            state.all.push((id, Arc::clone(&queue)));
+        }
+        if let Some(run) = link_run {
+            state
+                .by_run
+                .entry(run)
+                .or_default()
+                .push((id, Arc::clone(&queue)));
+        }
+
+        // Confirmation, snapshot and replay, all before the next event is delivered.
+        let head = state.history.head();
+        let run = request.backtest_id.as_ref();
+        let snapshot = if request.snapshot {
+            state.history.snapshot(run)
+        } else {
+            Vec::new()
+        };
+        let same_epoch = request.epoch.as_deref().is_none_or(|e| e == epoch);
+        let replay = match request.since {
+            Some(since) if same_epoch && since <= head => Some(state.history.replay(since, run)),
+            _ => None,
+        };
+        let recovered = request.since.map(|_| {
+            replay.as_ref().is_some_and(|r| {
+                r.missed == 0 && r.frames.len() + snapshot.len() + 2 <= queue.free()
+            })
+        });
+        queue.push_reply(confirmation_frame(&topic, run, &epoch, head, recovered));
+        let mut lagged = 0;
+        for frame in snapshot {
+            if queue.push_event(&topic, frame, false) == Pushed::Dropped {
+                lagged += 1;
+            }
+        }
+        if let Some(replay) = replay {
+            queue.add_missed(&topic, replay.missed);
+            for frame in replay.frames {
+                if queue.push_event(&topic, frame, false) == Pushed::Dropped {
+                    lagged += 1;
+                }
+            }
+        }
+        add(&self.shared.counters.lagged, lagged);
+    }
+}
+
+fn shutdown_close() -> CloseRequest {
+    CloseRequest {
+        code: 1001,
+        reason: "server shutting down",
+    }
+}
