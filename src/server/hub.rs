@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::config::{LagPolicy, ServerConfig};
 use super::error::ServerError;
 use super::history::{TopicHistory, event_frame};
+use super::inbox::{Inbox, Refused};
 use super::protocol::{Subscribe, confirmation_frame, unsubscribed_frame};
 use super::queue::{ClientQueue, CloseRequest, Pushed};
 use super::sink::HubSink;
@@ -45,6 +46,7 @@ pub(crate) enum Command {
 /// State shared by the hub handles, the hub task, the sinks and the connections.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
+    pub(crate) inbox: Inbox<Input>,
     pub(crate) epoch: String,
     pub(crate) counters: Counters,
     subscriptions: Mutex<BTreeMap<Topic, usize>>,
@@ -76,7 +78,6 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Hub {
     pub(crate) shared: Arc<Shared>,
-    input: mpsc::Sender<Input>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -98,9 +99,9 @@ impl Hub {
     /// Creates a hub and spawns its task on the given runtime (so that it can be
     /// created from a plain thread).
     pub fn with_runtime(config: ServerConfig, runtime: &tokio::runtime::Handle) -> Self {
-        let (input, input_rx) = mpsc::channel(config.publish_queue_capacity.max(1));
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            inbox: Inbox::new(config.publish_queue_capacity),
             config,
             epoch: uuid::Uuid::new_v4().simple().to_string(),
             counters: Counters::default(),
@@ -116,12 +117,8 @@ impl Hub {
             subscription_counts: BTreeMap::new(),
             closed: false,
         };
-        runtime.spawn(task.run(input_rx, commands_rx));
-        Self {
-            shared,
-            input,
-            commands,
-        }
+        runtime.spawn(task.run(commands_rx));
+        Self { shared, commands }
     }
 
     /// The configuration the hub runs with.
@@ -137,23 +134,19 @@ impl Hub {
 
     /// A sink that publishes into this hub, usable from any thread.
     pub fn sink(&self) -> HubSink {
-        HubSink::new(self.input.clone(), Arc::clone(&self.shared))
+        HubSink::new(Arc::clone(&self.shared))
     }
 
     /// Publishes an event to the subscribers of its topic. Never waits: a full queue
     /// returns [`SinkError::Full`] (counted in the stats).
     pub fn publish(&self, envelope: &Envelope) -> Result<(), SinkError> {
-        try_input(&self.input, &self.shared, Input::Publish(envelope.clone()))
+        try_input(&self.shared, Input::Publish(envelope.clone()))
     }
 
     /// Publishes an event to every connection, subscribed or not. It is numbered and
     /// kept in the history of its topic like any other.
     pub fn broadcast(&self, envelope: &Envelope) -> Result<(), SinkError> {
-        try_input(
-            &self.input,
-            &self.shared,
-            Input::Broadcast(envelope.clone()),
-        )
+        try_input(&self.shared, Input::Broadcast(envelope.clone()))
     }
 
     /// Connections, subscriptions, events and drops so far.
@@ -237,35 +230,32 @@ impl Hub {
     }
 }
 
-pub(crate) fn try_input(
-    input: &mpsc::Sender<Input>,
-    shared: &Shared,
-    message: Input,
-) -> Result<(), SinkError> {
-    match input.try_send(message) {
+#[inline]
+pub(crate) fn try_input(shared: &Shared, message: Input) -> Result<(), SinkError> {
+    match shared.inbox.push(message) {
         Ok(()) => Ok(()),
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(Refused::Full(_)) => {
             bump(&shared.counters.publish_queue_full);
             Err(SinkError::Full {
-                capacity: shared.config.publish_queue_capacity,
+                capacity: shared.inbox.capacity(),
             })
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => Err(SinkError::Closed),
+        Err(Refused::Closed(_)) => Err(SinkError::Closed),
     }
 }
 
 /// Waits until the hub handed everything published before to the connections.
-pub(crate) fn flush_input(input: &mpsc::Sender<Input>) -> Result<(), SinkError> {
+pub(crate) fn flush_input(shared: &Shared) -> Result<(), SinkError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let mut message = Input::Flush(tx);
     loop {
-        match input.try_send(message) {
+        match shared.inbox.push(message) {
             Ok(()) => break,
-            Err(mpsc::error::TrySendError::Full(back)) => {
+            Err(Refused::Full(back)) => {
                 message = back;
                 std::thread::sleep(Duration::from_micros(200));
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(SinkError::Closed),
+            Err(Refused::Closed(_)) => return Err(SinkError::Closed),
         }
     }
     rx.recv().map_err(|_| SinkError::Closed)
@@ -329,28 +319,39 @@ const SLOW: CloseRequest = CloseRequest {
 };
 
 impl HubTask {
-    async fn run(
-        mut self,
-        mut input: mpsc::Receiver<Input>,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-    ) {
-        let mut batch = Vec::with_capacity(256);
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        /// Events handled before the task yields to others on its worker.
+        const BATCH: usize = 256;
+        let shared = Arc::clone(&self.shared);
         loop {
+            loop {
+                match commands.try_recv() {
+                    Ok(command) => self.handle(command),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            let mut handled = 0;
+            while handled < BATCH {
+                let Some(message) = shared.inbox.pop() else {
+                    break;
+                };
+                self.input(message);
+                handled += 1;
+            }
+            if handled == BATCH {
+                tokio::task::yield_now().await;
+                continue;
+            }
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
-                    Some(command) => self.handle(command, &mut input),
-                    None => break,
+                    Some(command) => self.handle(command),
+                    None => return,
                 },
-                n = input.recv_many(&mut batch, 256), if !self.closed => {
-                    if n == 0 {
-                        self.closed = true;
-                    }
-                    for message in batch.drain(..) {
-                        self.input(message);
-                    }
-                }
+                () = shared.inbox.wait() => {}
             }
+            shared.inbox.busy();
         }
     }
 
@@ -432,7 +433,7 @@ impl HubTask {
         self.remove(id);
     }
 
-    fn handle(&mut self, command: Command, input: &mut mpsc::Receiver<Input>) {
+    fn handle(&mut self, command: Command) {
         match command {
             Command::Register { id, queue } => {
                 if self.closed {
@@ -463,8 +464,8 @@ impl HubTask {
             Command::Disconnect { id } => self.remove(id),
             Command::Shutdown { done } => {
                 // Deliver what was published before the shutdown, then stop taking more.
-                input.close();
-                while let Ok(message) = input.try_recv() {
+                self.shared.inbox.close();
+                while let Some(message) = self.shared.inbox.pop() {
                     self.input(message);
                 }
                 self.closed = true;

@@ -42,6 +42,7 @@ mod connection;
 mod error;
 mod history;
 mod hub;
+mod inbox;
 mod listener;
 mod protocol;
 mod queue;

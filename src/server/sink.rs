@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 use super::hub::{Input, Shared, flush_input, try_input};
 use crate::{Envelope, ProgressSink, SinkError};
 
@@ -20,13 +18,12 @@ use crate::{Envelope, ProgressSink, SinkError};
 /// before to the connections' queues; call it from a plain thread, not from async code.
 #[derive(Clone)]
 pub struct HubSink {
-    input: mpsc::Sender<Input>,
     shared: Arc<Shared>,
 }
 
 impl HubSink {
-    pub(crate) fn new(input: mpsc::Sender<Input>, shared: Arc<Shared>) -> Self {
-        Self { input, shared }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 }
 
@@ -39,11 +36,12 @@ impl std::fmt::Debug for HubSink {
 }
 
 impl ProgressSink for HubSink {
+    #[inline]
     fn publish(&self, envelope: &Envelope) -> Result<(), SinkError> {
-        try_input(&self.input, &self.shared, Input::Publish(envelope.clone()))
+        try_input(&self.shared, Input::Publish(envelope.clone()))
     }
 
     fn flush(&self) -> Result<(), SinkError> {
-        flush_input(&self.input)
+        flush_input(&self.shared)
     }
 }
