@@ -15,6 +15,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::protocol::lagged_frame;
 use crate::Topic;
 
+/// Queue capacity kept while a connection is idle; more is released.
+const IDLE_CAPACITY: usize = 64;
+
 /// Why the hub asks a connection to close.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CloseRequest {
@@ -224,6 +227,13 @@ impl ClientQueue {
         }
         if let Some(close) = &state.close {
             return Poll::Ready(Taken::Close(close.clone()));
+        }
+        // Idle after a burst: give the burst's memory back.
+        if state.frames.capacity() > IDLE_CAPACITY {
+            state.frames = VecDeque::new();
+        }
+        if batch.capacity() > IDLE_CAPACITY {
+            *batch = VecDeque::new();
         }
         match &state.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
