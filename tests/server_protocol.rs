@@ -259,3 +259,25 @@ async fn an_oversized_message_closes_with_1009() {
         .wait_stats(|s| s.connections == 0 && s.connection_events.closed_message_too_big == 1)
         .await;
 }
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_limited() {
+    let server = TestServer::start(ServerConfig::default().max_subscriptions(2)).await;
+    let mut client = server.connect().await;
+    subscribe_topic(&mut client, "a").await;
+    subscribe_topic(&mut client, "b").await;
+    send(&mut client, r#"{"action":"subscribe","topic":"c"}"#).await;
+    let reply = recv(&mut client).await;
+    assert_eq!(reply["data"]["code"], "bad_request");
+    assert!(
+        reply["data"]["error"]
+            .as_str()
+            .is_some_and(|t| t.contains("too many subscriptions")),
+        "{reply}"
+    );
+    // Subscribing again to a topic it has is fine, and so is making room.
+    subscribe_topic(&mut client, "a").await;
+    send(&mut client, r#"{"action":"unsubscribe","topic":"b"}"#).await;
+    assert_eq!(recv(&mut client).await["type"], "unsubscribed");
+    subscribe_topic(&mut client, "c").await;
+}

@@ -147,6 +147,9 @@ pub struct ServerConfig {
     /// The largest message a client may send, in bytes (default 64 KiB); a larger one
     /// closes the connection with code 1009.
     pub max_message_size: usize,
+    /// Topics one connection may subscribe to, and runs it may filter on per topic
+    /// (default 64); one more gets a `bad_request` error.
+    pub max_subscriptions: usize,
     /// Frames queued per client (default 4,096). What overflows is counted and reported
     /// to the client with `lagged` (or closes it, see [`LagPolicy`]).
     pub queue_capacity: usize,
@@ -188,6 +191,7 @@ impl Default for ServerConfig {
             path: "/ws".to_string(),
             max_connections: 10_000,
             max_message_size: 64 * 1024,
+            max_subscriptions: 64,
             queue_capacity: 4096,
             lag_policy: LagPolicy::Notify,
             history_size: 1024,
@@ -223,6 +227,11 @@ impl ServerConfig {
     /// Sets [`max_message_size`](Self::max_message_size).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+    /// Sets [`max_subscriptions`](Self::max_subscriptions).
+    pub fn max_subscriptions(mut self, n: usize) -> Self {
+        self.max_subscriptions = n;
         self
     }
     /// Sets [`queue_capacity`](Self::queue_capacity) (at least 1).

@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::config::{LagPolicy, ServerConfig};
 use super::error::ServerError;
 use super::history::{TopicHistory, event_frame};
 use super::inbox::{Inbox, Refused};
-use super::protocol::{Subscribe, confirmation_frame, unsubscribed_frame};
+use super::protocol::{BadRequest, Subscribe, confirmation_frame, error_frame, unsubscribed_frame};
 use super::queue::{ClientQueue, CloseRequest, Pushed};
 use super::sink::HubSink;
 use super::stats::{Counters, ServerStats, add, bump};
@@ -459,7 +460,7 @@ impl HubTask {
                     self.count_subscription(&topic, -1);
                 }
                 queue.forget_topic(&topic);
-                queue.push_reply(unsubscribed_frame(&topic));
+                self.reply(id, &queue, unsubscribed_frame(&topic));
             }
             Command::Disconnect { id } => self.remove(id),
             Command::Shutdown { done } => {
@@ -494,6 +495,11 @@ impl HubTask {
                 }
             }
         }
+        // A topic nobody published on and nobody subscribes to any more is forgotten,
+        // so that clients cannot grow the hub by subscribing to made-up topics.
+        if state.history.head() == 0 && state.all.is_empty() && state.by_run.is_empty() {
+            self.topics.remove(topic);
+        }
     }
 
     fn remove(&mut self, id: u64) {
@@ -519,12 +525,33 @@ impl HubTask {
         }
     }
 
+    /// Queues a reply; a client that let replies pile up past the hard limit is closed.
+    fn reply(&mut self, id: u64, queue: &ClientQueue, frame: Utf8Bytes) {
+        if queue.push_reply(frame) == Pushed::Overflow {
+            self.close_slow(id);
+        }
+    }
+
     fn subscribe(&mut self, id: u64, request: Subscribe) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         let queue = Arc::clone(&conn.queue);
         let topic = request.topic.clone();
+        let limit = self.shared.config.max_subscriptions;
+        let too_many = match conn.subs.get(&topic) {
+            None => conn.subs.len() >= limit,
+            Some(Filter::Runs(runs)) => request
+                .backtest_id
+                .as_ref()
+                .is_some_and(|run| !runs.contains(run) && runs.len() >= limit),
+            Some(Filter::All) => false,
+        };
+        if too_many {
+            let error = error_frame(&BadRequest::TooManySubscriptions { limit });
+            self.reply(id, &queue, error);
+            return;
+        }
         // Update the subscription: a filter-less subscribe widens to the whole topic; a
         // run filter adds a run unless the whole topic is already subscribed.
         let previous = conn.subs.remove(&topic);
@@ -594,7 +621,12 @@ impl HubTask {
                 r.missed == 0 && r.frames.len() + snapshot.len() + 2 <= queue.free()
             })
         });
-        queue.push_reply(confirmation_frame(&topic, run, &epoch, head, recovered));
+        if queue.push_reply(confirmation_frame(&topic, run, &epoch, head, recovered))
+            == Pushed::Overflow
+        {
+            self.close_slow(id);
+            return;
+        }
         let mut lagged = 0;
         for frame in snapshot {
             if queue.push_event(&topic, frame, false) == Pushed::Dropped {

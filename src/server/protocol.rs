@@ -76,6 +76,12 @@ pub enum BadRequest {
     /// A binary frame.
     #[error("binary frames are not supported; send JSON text frames")]
     Binary,
+    /// The connection holds as many subscriptions as allowed.
+    #[error("too many subscriptions on this connection (limit {limit})")]
+    TooManySubscriptions {
+        /// The limit, `ServerConfig::max_subscriptions`.
+        limit: usize,
+    },
 }
 
 fn type_name(value: &Value) -> &'static str {
