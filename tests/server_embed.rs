@@ -46,3 +46,52 @@ async fn the_hub_serves_a_connection_upgraded_elsewhere() {
 fn a_hub_outside_a_runtime_is_an_error_not_a_panic() {
     assert!(Hub::new(ServerConfig::default()).is_err());
 }
+
+#[test]
+fn a_background_server_serves_a_plain_synchronous_program() {
+    use backtest_stream::server::BackgroundServer;
+    use backtest_stream::{ProgressDetails, ProgressStreamer, RunInfo};
+
+    let server =
+        BackgroundServer::start(ServerConfig::default().bind(([127, 0, 0, 1], 0))).expect("start");
+    let url = format!("ws://{}/ws", server.local_addr());
+    // A client on its own runtime, as a UI would be.
+    let client = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let (mut client, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .expect("connect");
+            subscribe_topic(&mut client, "backtest").await;
+            let mut kinds = Vec::new();
+            loop {
+                let frame = recv(&mut client).await;
+                let kind = frame["type"].as_str().unwrap_or_default().to_owned();
+                let done = kind == "backtest_complete";
+                kinds.push(kind);
+                if done {
+                    return kinds;
+                }
+            }
+        })
+    });
+    while server.hub().stats().subscriptions.get("backtest") != Some(&1) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut run = ProgressStreamer::new(server.sink()).start(RunInfo::default(), 300);
+    for bar in 1..=300 {
+        run.progress(bar, ProgressDetails::default);
+    }
+    run.complete(Default::default());
+    let kinds = client.join().expect("client");
+    assert_eq!(kinds.first().map(String::as_str), Some("backtest_start"));
+    assert_eq!(
+        kinds.len(),
+        5,
+        "start, 3 progress updates, complete: {kinds:?}"
+    );
+    server.shutdown().expect("shutdown");
+}

@@ -13,8 +13,9 @@
 //! - **The protocol** of `PROTOCOL.md`: subscribe (with `backtest_id`, `since` +
 //!   `epoch` replay, `snapshot`), unsubscribe, ping, `bad_request` errors; close codes
 //!   1001, 1008, 1009, 1013.
-//! - **Standalone or embedded**: [`Server`] listens on its own address; [`Hub::serve`]
-//!   serves a connection that another framework already upgraded.
+//! - **Standalone or embedded**: [`Server`] listens on its own address (or
+//!   [`BackgroundServer`] on a thread of its own, for programs without tokio);
+//!   [`Hub::serve`] serves a connection that another framework already upgraded.
 //!
 //! ```no_run
 //! use backtest_stream::server::{Server, ServerConfig};
@@ -37,6 +38,7 @@
 //! # }
 //! ```
 
+mod background;
 mod config;
 mod connection;
 mod error;
@@ -49,6 +51,7 @@ mod queue;
 mod sink;
 mod stats;
 
+pub use background::BackgroundServer;
 pub use config::{HandshakeDecision, HandshakeHook, HandshakeRequest, LagPolicy, ServerConfig};
 pub use connection::ConnectionEnd;
 pub use error::ServerError;
