@@ -15,12 +15,8 @@ use server_support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_after_reconnect_has_no_gap_and_no_duplicate_while_publishing_continues() {
     let total: u64 = 20_000;
-    let server = TestServer::start(
-        ServerConfig::default()
-            .history_size(total as usize)
-            .queue_capacity(2 * total as usize),
-    )
-    .await;
+    // The replay (up to 17,000 events) is longer than the queue (4,096): it is paged.
+    let server = TestServer::start(ServerConfig::default().history_size(total as usize)).await;
     let mut first = server.connect().await;
     let confirmed = subscribe_topic(&mut first, "backtest").await;
     let epoch = confirmed["epoch"].as_str().expect("epoch").to_owned();
@@ -198,4 +194,50 @@ async fn flush_from_a_plain_thread_waits_for_the_hub() {
         .expect("join");
     assert!(done.load(Ordering::Acquire));
     assert_eq!(server.hub.stats().events_published, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_longer_than_the_queue_continues_as_it_drains_then_goes_live() {
+    let total: u64 = 5_000;
+    let server = TestServer::start(
+        ServerConfig::default()
+            .history_size(total as usize)
+            .queue_capacity(256),
+    )
+    .await;
+    for bars in 1..=2_000 {
+        server.publish(Topic::BACKTEST, progress("r1", bars));
+    }
+    server.wait_stats(|s| s.events_published == 2_000).await;
+    // Publishing goes on while the replay runs.
+    let sink = server.hub.sink();
+    let publisher = std::thread::spawn(move || {
+        for bars in 2_001..=total {
+            let envelope = Envelope::new(Topic::BACKTEST, progress("r1", bars));
+            while let Err(SinkError::Full { .. }) = sink.publish(&envelope) {
+                std::thread::yield_now();
+            }
+            // Gently: live events must not overflow the small queue once live.
+            if bars % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    let mut client = server.connect().await;
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "since": 10}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], true, "{confirmed}");
+    let mut last = 10;
+    while last < total {
+        let frame = recv(&mut client).await;
+        assert_eq!(frame["type"], "backtest_progress", "{frame}");
+        let seq = frame["seq"].as_u64().expect("seq");
+        assert_eq!(seq, last + 1, "no gap and no duplicate");
+        last = seq;
+    }
+    publisher.join().expect("publisher");
+    assert_eq!(server.hub.stats().dropped.lagged, 0);
 }

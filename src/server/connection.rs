@@ -224,6 +224,11 @@ where
                         self.replies.push_back(Message::Close(Some(frame)));
                         continue;
                     }
+                    if written > 0 {
+                        // Account before looking again, so that the queue knows it is empty.
+                        self.queue.written(written);
+                        written = 0;
+                    }
                     match self.queue.poll_take(cx, &mut self.batch) {
                         Poll::Ready(Taken::Frames) => {
                             progress = true;
@@ -232,6 +237,11 @@ where
                         Poll::Ready(Taken::Close(request)) => {
                             progress = true;
                             self.start_close(request);
+                            continue;
+                        }
+                        Poll::Ready(Taken::Drained) => {
+                            progress = true;
+                            self.hub.command(Command::Drained { id: self.id });
                             continue;
                         }
                         Poll::Pending => break,

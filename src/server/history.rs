@@ -50,8 +50,8 @@ impl RunState {
 pub(crate) struct Replay<'a> {
     /// Events after `since` that are no longer retained.
     pub missed: u64,
-    /// The retained events after `since`, matching the filter, in order.
-    pub frames: Vec<&'a Utf8Bytes>,
+    /// The retained events after `since`, matching the filter, in order, with their seq.
+    pub frames: Vec<(u64, &'a Utf8Bytes)>,
 }
 
 /// The history of one topic.
@@ -149,7 +149,7 @@ impl TopicHistory {
             .entries
             .range(start..)
             .filter(|e| run.is_none() || e.backtest_id.as_ref() == run)
-            .map(|e| &e.frame)
+            .map(|e| (e.seq, &e.frame))
             .collect();
         Replay { missed, frames }
     }
@@ -221,7 +221,8 @@ mod tests {
         let replay = history.replay(3, None);
         assert_eq!(replay.missed, 0);
         assert_eq!(replay.frames.len(), 2);
-        assert!(replay.frames[0].as_str().ends_with("\"seq\":4}"));
+        assert_eq!(replay.frames[0].0, 4);
+        assert!(replay.frames[0].1.as_str().ends_with("\"seq\":4}"));
         assert_eq!(history.replay(5, None).frames.len(), 0);
     }
 

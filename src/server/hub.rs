@@ -37,11 +37,28 @@ pub(crate) enum Input {
 
 /// What connections (and shutdown) ask of the hub task.
 pub(crate) enum Command {
-    Register { id: u64, queue: Arc<ClientQueue> },
-    Subscribe { id: u64, request: Subscribe },
-    Unsubscribe { id: u64, topic: Topic },
-    Disconnect { id: u64 },
-    Shutdown { done: oneshot::Sender<()> },
+    Register {
+        id: u64,
+        queue: Arc<ClientQueue>,
+    },
+    Subscribe {
+        id: u64,
+        request: Subscribe,
+    },
+    Unsubscribe {
+        id: u64,
+        topic: Topic,
+    },
+    Disconnect {
+        id: u64,
+    },
+    /// The connection's queue is empty: continue its replay.
+    Drained {
+        id: u64,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// State shared by the hub handles, the hub task, the sinks and the connections.
@@ -115,6 +132,7 @@ impl Hub {
             shared: Arc::clone(&shared),
             topics: HashMap::new(),
             conns: HashMap::new(),
+            cursors: HashMap::new(),
             subscription_counts: BTreeMap::new(),
             closed: false,
         };
@@ -300,10 +318,28 @@ struct Conn {
     subs: HashMap<Topic, Filter>,
 }
 
+/// A replay too long for the client's queue: continued each time the queue drains;
+/// the connection joins live delivery of the topic when the replay reaches the head.
+struct ReplayCursor {
+    topic: Topic,
+    run: Option<BacktestId>,
+    /// The next seq to replay.
+    next: u64,
+    link: Link,
+}
+
+/// Where a subscription joins live delivery.
+enum Link {
+    All,
+    Run(BacktestId),
+    Nothing,
+}
+
 struct HubTask {
     shared: Arc<Shared>,
     topics: HashMap<Topic, TopicState>,
     conns: HashMap<u64, Conn>,
+    cursors: HashMap<u64, Vec<ReplayCursor>>,
     subscription_counts: BTreeMap<Topic, usize>,
     closed: bool,
 }
@@ -455,6 +491,7 @@ impl HubTask {
                 };
                 let queue = Arc::clone(&conn.queue);
                 let removed = conn.subs.remove(&topic);
+                self.cancel_replay(id, &topic);
                 if let Some(filter) = removed {
                     self.unlink(id, &topic, &filter);
                     self.count_subscription(&topic, -1);
@@ -463,6 +500,7 @@ impl HubTask {
                 self.reply(id, &queue, unsubscribed_frame(&topic));
             }
             Command::Disconnect { id } => self.remove(id),
+            Command::Drained { id } => self.continue_replays(id),
             Command::Shutdown { done } => {
                 // Deliver what was published before the shutdown, then stop taking more.
                 self.shared.inbox.close();
@@ -503,6 +541,7 @@ impl HubTask {
     }
 
     fn remove(&mut self, id: u64) {
+        self.cursors.remove(&id);
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
@@ -552,6 +591,12 @@ impl HubTask {
             self.reply(id, &queue, error);
             return;
         }
+        // A subscribe while a replay of the same topic is still running ends that replay
+        // (what it had left is announced as missed) before the filter changes.
+        self.cancel_replay(id, &topic);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         // Update the subscription: a filter-less subscribe widens to the whole topic; a
         // run filter adds a run unless the whole topic is already subscribed.
         let previous = conn.subs.remove(&topic);
@@ -590,18 +635,13 @@ impl HubTask {
         if is_new {
             self.count_subscription(&topic, 1);
         }
+        let link = match (link_all, link_run) {
+            (true, _) => Link::All,
+            (false, Some(run)) => Link::Run(run),
+            (false, None) => Link::Nothing,
+        };
         let epoch = self.shared.epoch.clone();
         let state = self.topic(&topic);
-        if link_all {
-            state.all.push((id, Arc::clone(&queue)));
-        }
-        if let Some(run) = link_run {
-            state
-                .by_run
-                .entry(run)
-                .or_default()
-                .push((id, Arc::clone(&queue)));
-        }
 
         // Confirmation, snapshot and replay, all before the next event is delivered.
         let head = state.history.head();
@@ -616,11 +656,9 @@ impl HubTask {
             Some(since) if same_epoch && since <= head => Some(state.history.replay(since, run)),
             _ => None,
         };
-        let recovered = request.since.map(|_| {
-            replay.as_ref().is_some_and(|r| {
-                r.missed == 0 && r.frames.len() + snapshot.len() + 2 <= queue.free()
-            })
-        });
+        let recovered = request
+            .since
+            .map(|_| replay.as_ref().is_some_and(|r| r.missed == 0));
         if queue.push_reply(confirmation_frame(&topic, run, &epoch, head, recovered))
             == Pushed::Overflow
         {
@@ -633,15 +671,119 @@ impl HubTask {
                 lagged += 1;
             }
         }
+        let mut cursor = None;
         if let Some(replay) = replay {
             queue.add_missed(&topic, replay.missed);
-            for frame in replay.frames {
+            let room = queue.free();
+            // A new subscription whose replay does not fit continues it as the queue
+            // drains, and joins live delivery only when the replay reaches the head.
+            let paged = is_new && replay.frames.len() > room;
+            let now = if paged { room } else { replay.frames.len() };
+            for (_, frame) in &replay.frames[..now] {
                 if queue.push_event(&topic, frame, false) == Pushed::Dropped {
                     lagged += 1;
                 }
             }
+            if paged {
+                cursor = Some(ReplayCursor {
+                    topic: topic.clone(),
+                    run: request.backtest_id.clone(),
+                    next: replay.frames[now].0,
+                    link: Link::Nothing,
+                });
+            }
         }
         add(&self.shared.counters.lagged, lagged);
+        match cursor {
+            Some(mut cursor) => {
+                cursor.link = link;
+                self.cursors.entry(id).or_default().push(cursor);
+                queue.request_drain_notice();
+            }
+            None => self.link(id, &queue, &topic, link),
+        }
+    }
+
+    fn link(&mut self, id: u64, queue: &Arc<ClientQueue>, topic: &Topic, link: Link) {
+        let state = self.topic(topic);
+        match link {
+            Link::All => state.all.push((id, Arc::clone(queue))),
+            Link::Run(run) => state
+                .by_run
+                .entry(run)
+                .or_default()
+                .push((id, Arc::clone(queue))),
+            Link::Nothing => {}
+        }
+    }
+
+    /// Ends a running replay of `topic` for `id` at once: joins live delivery and counts
+    /// what was not replayed as missed.
+    fn cancel_replay(&mut self, id: u64, topic: &Topic) {
+        let Some(cursors) = self.cursors.get_mut(&id) else {
+            return;
+        };
+        let Some(index) = cursors.iter().position(|c| &c.topic == topic) else {
+            return;
+        };
+        let cursor = cursors.swap_remove(index);
+        if cursors.is_empty() {
+            self.cursors.remove(&id);
+        }
+        let Some(queue) = self.conns.get(&id).map(|c| Arc::clone(&c.queue)) else {
+            return;
+        };
+        let head = self.topics.get(topic).map_or(0, |s| s.history.head());
+        queue.add_missed(topic, (head + 1).saturating_sub(cursor.next));
+        self.link(id, &queue, topic, cursor.link);
+    }
+
+    /// Continues the replays of a connection whose queue drained.
+    fn continue_replays(&mut self, id: u64) {
+        let Some(cursors) = self.cursors.remove(&id) else {
+            return;
+        };
+        let Some(queue) = self.conns.get(&id).map(|c| Arc::clone(&c.queue)) else {
+            return;
+        };
+        let mut left = Vec::new();
+        let mut lagged = 0;
+        for mut cursor in cursors {
+            let mut done = true;
+            if let Some(state) = self.topics.get(&cursor.topic) {
+                let replay = state
+                    .history
+                    .replay(cursor.next.saturating_sub(1), cursor.run.as_ref());
+                queue.add_missed(&cursor.topic, replay.missed);
+                let room = queue.free();
+                if replay.frames.len() > room {
+                    done = false;
+                    for (_, frame) in &replay.frames[..room] {
+                        if queue.push_event(&cursor.topic, frame, false) == Pushed::Dropped {
+                            lagged += 1;
+                        }
+                    }
+                    cursor.next = replay.frames[room].0;
+                } else {
+                    for (_, frame) in &replay.frames {
+                        if queue.push_event(&cursor.topic, frame, false) == Pushed::Dropped {
+                            lagged += 1;
+                        }
+                    }
+                }
+            }
+            if done {
+                let topic = cursor.topic.clone();
+                self.link(id, &queue, &topic, cursor.link);
+            } else {
+                left.push(cursor);
+            }
+        }
+        add(&self.shared.counters.lagged, lagged);
+        if !left.is_empty() {
+            self.cursors.insert(id, left);
+            queue.request_drain_notice();
+        }
     }
 }
 

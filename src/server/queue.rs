@@ -47,6 +47,8 @@ pub(crate) enum Taken {
     Frames,
     /// The hub asks the connection to close (after the frames already taken).
     Close(CloseRequest),
+    /// The queue is empty and the hub asked to be told (it has more replay to send).
+    Drained,
 }
 
 #[derive(Default)]
@@ -58,6 +60,8 @@ struct State {
     missed: Vec<(Topic, u64)>,
     waker: Option<Waker>,
     close: Option<CloseRequest>,
+    /// The hub wants a `Drained` notice once the queue is empty.
+    drain_notice: bool,
 }
 
 /// The queue of one connection; shared by the hub (producer) and the connection.
@@ -228,6 +232,10 @@ impl ClientQueue {
         if let Some(close) = &state.close {
             return Poll::Ready(Taken::Close(close.clone()));
         }
+        if state.drain_notice && state.taken == 0 {
+            state.drain_notice = false;
+            return Poll::Ready(Taken::Drained);
+        }
         // Idle after a burst: give the burst's memory back.
         if state.frames.capacity() > IDLE_CAPACITY {
             state.frames = VecDeque::new();
@@ -240,6 +248,18 @@ impl ClientQueue {
             _ => state.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+
+    /// Asks the connection to report when its queue is empty.
+    pub(crate) fn request_drain_notice(&self) {
+        let waker = {
+            let mut state = self.lock();
+            state.drain_notice = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// The connection wrote `n` of the frames it took.
