@@ -277,8 +277,18 @@ pub(crate) fn flush_input(shared: &Shared) -> Result<(), SinkError> {
             Err(Refused::Closed(_)) => return Err(SinkError::Closed),
         }
     }
-    rx.recv().map_err(|_| SinkError::Closed)
+    match rx.recv_timeout(FLUSH_TIMEOUT) {
+        Ok(()) => Ok(()),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(SinkError::Closed),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(SinkError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the hub did not take the published events within 60 s",
+        ))),
+    }
 }
+
+/// How long a flush waits for the hub at most.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A connection slot; released on drop.
 pub(crate) struct Admission {
