@@ -150,8 +150,11 @@ pub struct ServerConfig {
     /// Topics one connection may subscribe to, and runs it may filter on per topic
     /// (default 64); one more gets a `bad_request` error.
     pub max_subscriptions: usize,
-    /// Frames queued per client (default 4,096). What overflows is counted and reported
-    /// to the client with `lagged` (or closes it, see [`LagPolicy`]).
+    /// Frames queued per client (default 1,024). What overflows is counted and reported
+    /// to the client with `lagged` (or closes it, see [`LagPolicy`]). A run's terminal
+    /// event and replies may go past it up to twice the capacity; a queue holds 32-byte
+    /// handles to frames shared by all clients, so a fully lagging client costs at most
+    /// about 64 KiB plus the frames only it still holds.
     pub queue_capacity: usize,
     /// What to do with a client whose queue overflows (default [`LagPolicy::Notify`]).
     pub lag_policy: LagPolicy,
@@ -192,7 +195,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_message_size: 64 * 1024,
             max_subscriptions: 64,
-            queue_capacity: 4096,
+            queue_capacity: 1024,
             lag_policy: LagPolicy::Notify,
             history_size: 1024,
             snapshot_runs: 256,
