@@ -75,7 +75,7 @@ async fn other_paths_are_refused_with_404() {
 }
 
 #[tokio::test]
-async fn origins_outside_the_allowed_list_are_refused_with_403() {
+async fn origins_outside_the_allowed_list_are_closed_with_1008() {
     let server =
         TestServer::start(ServerConfig::default().allowed_origins(["https://dashboard.example"]))
             .await;
@@ -83,10 +83,18 @@ async fn origins_outside_the_allowed_list_are_refused_with_403() {
     request
         .headers_mut()
         .insert("origin", "https://evil.example".parse().expect("header"));
-    match tokio_tungstenite::connect_async(request).await {
-        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
-        other => panic!("expected HTTP 403, got {:?}", other.map(|_| ())),
-    }
+    let (mut refused, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade happens");
+    let frame = recv_close(&mut refused).await.expect("close frame");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert_eq!(frame.reason.as_str(), "origin not allowed");
+    // Without an Origin header (not a browser) the check refuses too.
+    let (mut no_origin, _) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .expect("upgrade happens");
+    let frame = recv_close(&mut no_origin).await.expect("close frame");
+    assert_eq!(u16::from(frame.code), 1008);
     let mut request = server.url().into_client_request().expect("request");
     request.headers_mut().insert(
         "origin",
@@ -96,7 +104,8 @@ async fn origins_outside_the_allowed_list_are_refused_with_403() {
         .await
         .expect("allowed origin connects");
     subscribe_topic(&mut client, "backtest").await;
-    assert_eq!(server.hub.stats().connection_events.refused_origin, 1);
+    assert_eq!(server.hub.stats().connection_events.refused_origin, 2);
+    assert_eq!(server.hub.stats().connections, 1);
 }
 
 #[tokio::test]

@@ -172,7 +172,8 @@ pub struct ServerConfig {
     /// as dead (default 20 s).
     pub ping_timeout: Duration,
     /// `Origin` header values accepted at the handshake; empty (the default) accepts
-    /// every origin. A refused origin gets HTTP 403.
+    /// every origin. A refused origin is closed at once with 1008 (policy), before any
+    /// message is read or sent.
     pub allowed_origins: Vec<String>,
     /// Decides at each handshake whether to accept the client (default: accept all).
     pub handshake_hook: Option<HandshakeHook>,

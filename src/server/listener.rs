@@ -129,8 +129,13 @@ async fn handle(hub: Hub, stream: TcpStream, peer: SocketAddr) {
             .get("origin")
             .and_then(|v| v.to_str().ok());
         if !config.origin_allowed(origin) {
+            // PROTOCOL.md: refused by the origin check -> close 1008, which a browser
+            // can see (it cannot see an HTTP status). Nothing is read or sent before.
             bump(&counters.refused_origin);
-            return Err(refuse(StatusCode::FORBIDDEN, "origin not allowed"));
+            if let Ok(mut slot) = refusal.lock() {
+                *slot = Some("origin not allowed".to_owned());
+            }
+            return Ok(response);
         }
         if let Some(hook) = &config.handshake_hook {
             let view = HandshakeRequest {

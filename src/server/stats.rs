@@ -63,7 +63,7 @@ pub struct ConnectionEvents {
     pub accepted: u64,
     /// Refused with 1013 because `max_connections` were open.
     pub refused_max_connections: u64,
-    /// Refused with HTTP 403 because of their `Origin`.
+    /// Closed with 1008 because of their `Origin`.
     pub refused_origin: u64,
     /// Refused by the handshake hook.
     pub refused_handshake_hook: u64,
