@@ -4,13 +4,38 @@
 mod server_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use backtest_stream::server::ServerConfig;
+use backtest_stream::server::{HubSink, ServerConfig};
 use backtest_stream::{Envelope, ProgressSink, SinkError, Topic};
 use serde_json::json;
 use server_support::*;
+
+/// Publishes progress events with seq `range` from a plain thread, never more than
+/// `window` ahead of what the reader reports in `received`.
+fn paced_publisher(
+    sink: HubSink,
+    range: std::ops::RangeInclusive<u64>,
+    received: Arc<AtomicU64>,
+    window: u64,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for bars in range {
+            while bars > received.load(Ordering::Acquire) + window {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let envelope = Envelope::new(Topic::BACKTEST, progress("r1", bars));
+            loop {
+                match sink.publish(&envelope) {
+                    Ok(()) => break,
+                    Err(SinkError::Full { .. }) => std::thread::yield_now(),
+                    Err(e) => panic!("publish failed: {e}"),
+                }
+            }
+        }
+    })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_after_reconnect_has_no_gap_and_no_duplicate_while_publishing_continues() {
@@ -20,25 +45,11 @@ async fn replay_after_reconnect_has_no_gap_and_no_duplicate_while_publishing_con
     let confirmed = subscribe_topic(&mut first, "backtest").await;
     let epoch = confirmed["epoch"].as_str().expect("epoch").to_owned();
 
-    // A plain thread publishes all the time the clients reconnect.
-    let sink = server.hub.sink();
-    let publisher = std::thread::spawn(move || {
-        for bars in 1..=total {
-            let envelope = Envelope::new(Topic::BACKTEST, progress("r1", bars));
-            loop {
-                match sink.publish(&envelope) {
-                    Ok(()) => break,
-                    Err(SinkError::Full { .. }) => std::thread::yield_now(),
-                    Err(e) => panic!("publish failed: {e}"),
-                }
-            }
-            // About 10,000 events/s: a pace a debug-build test client keeps up with, so
-            // that the live part after the seam never overflows the queue.
-            if bars % 10 == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    });
+    // A plain thread publishes all the time the clients reconnect, at most WINDOW events
+    // ahead of the reader (less than the queue), so that the live part never overflows
+    // however slowly this debug-build test client runs.
+    let received = Arc::new(AtomicU64::new(0));
+    let publisher = paced_publisher(server.hub.sink(), 1..=total, Arc::clone(&received), 512);
 
     // The first client reads a while, then goes away.
     let mut last = 0;
@@ -47,6 +58,7 @@ async fn replay_after_reconnect_has_no_gap_and_no_duplicate_while_publishing_con
         let seq = frame["seq"].as_u64().expect("seq");
         assert_eq!(seq, last + 1);
         last = seq;
+        received.store(seq, Ordering::Release);
     }
     drop(first);
 
@@ -68,6 +80,7 @@ async fn replay_after_reconnect_has_no_gap_and_no_duplicate_while_publishing_con
         assert_eq!(seq, last + 1, "no gap and no duplicate at the seam");
         assert_eq!(frame["data"]["bars_processed"], seq);
         last = seq;
+        received.store(seq, Ordering::Release);
     }
     publisher.join().expect("publisher");
 }
@@ -210,20 +223,10 @@ async fn a_replay_longer_than_the_queue_continues_as_it_drains_then_goes_live() 
         server.publish(Topic::BACKTEST, progress("r1", bars));
     }
     server.wait_stats(|s| s.events_published == 2_000).await;
-    // Publishing goes on while the replay runs.
-    let sink = server.hub.sink();
-    let publisher = std::thread::spawn(move || {
-        for bars in 2_001..=total {
-            let envelope = Envelope::new(Topic::BACKTEST, progress("r1", bars));
-            while let Err(SinkError::Full { .. }) = sink.publish(&envelope) {
-                std::thread::yield_now();
-            }
-            // Gently: live events must not overflow the small queue once live.
-            if bars % 10 == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    });
+    // Publishing goes on while the replay runs (at most 128 events ahead of the reader,
+    // so that once live the small queue cannot overflow).
+    let received = Arc::new(AtomicU64::new(0));
+    let publisher = paced_publisher(server.hub.sink(), 2_001..=total, Arc::clone(&received), 128);
     let mut client = server.connect().await;
     let confirmed = subscribe(
         &mut client,
@@ -238,6 +241,7 @@ async fn a_replay_longer_than_the_queue_continues_as_it_drains_then_goes_live() 
         let seq = frame["seq"].as_u64().expect("seq");
         assert_eq!(seq, last + 1, "no gap and no duplicate");
         last = seq;
+        received.store(seq, Ordering::Release);
     }
     publisher.join().expect("publisher");
     assert_eq!(server.hub.stats().dropped.lagged, 0);
