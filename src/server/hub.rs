@@ -367,7 +367,11 @@ const SLOW: CloseRequest = CloseRequest {
 
 impl HubTask {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        /// Events handled before the task yields to others on its worker.
+        /// Work (events plus pushes to connections) done before the task yields to the
+        /// connections on its worker: bounds how long one poll of the hub runs (about
+        /// 256 events to few clients, or 16 events to 1,000).
+        const BUDGET: usize = 16_384;
+        /// Events handled at most per poll.
         const BATCH: usize = 256;
         let shared = Arc::clone(&self.shared);
         loop {
@@ -379,14 +383,17 @@ impl HubTask {
                 }
             }
             let mut handled = 0;
-            while handled < BATCH {
+            let mut work = 0;
+            let mut exhausted = false;
+            while handled < BATCH && work < BUDGET {
                 let Some(message) = shared.inbox.pop() else {
+                    exhausted = true;
                     break;
                 };
-                self.input(message);
+                work += self.input(message);
                 handled += 1;
             }
-            if handled == BATCH {
+            if !exhausted {
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -402,12 +409,14 @@ impl HubTask {
         }
     }
 
-    fn input(&mut self, message: Input) {
+    /// Handles one input; returns a measure of the work done (events + pushes).
+    fn input(&mut self, message: Input) -> usize {
         match message {
-            Input::Publish(envelope) => self.deliver(&envelope, false),
-            Input::Broadcast(envelope) => self.deliver(&envelope, true),
+            Input::Publish(envelope) => 1 + self.deliver(&envelope, false),
+            Input::Broadcast(envelope) => 1 + self.deliver(&envelope, true),
             Input::Flush(done) => {
                 let _ = done.try_send(());
+                1
             }
         }
     }
@@ -423,7 +432,9 @@ impl HubTask {
             })
     }
 
-    fn deliver(&mut self, envelope: &Envelope, everyone: bool) {
+    /// Numbers, serializes, records and fans out one event; returns how many
+    /// connections it was pushed to.
+    fn deliver(&mut self, envelope: &Envelope, everyone: bool) -> usize {
         let terminal = envelope.event.is_terminal();
         let state = self.topic(&envelope.topic);
         let seq = state.history.next_seq();
@@ -431,21 +442,21 @@ impl HubTask {
         state.history.record(seq, &envelope.event, &frame);
         let mut slow = Vec::new();
         let mut lagged = 0;
-        let mut push = |id: u64, queue: &ClientQueue| match queue.push_event(
-            &envelope.topic,
-            &frame,
-            terminal,
-        ) {
-            Pushed::Queued | Pushed::Closed => {}
-            Pushed::Dropped => {
-                lagged += 1;
-                if self.shared.config.lag_policy == LagPolicy::Disconnect {
+        let mut pushes = 0;
+        let mut push = |id: u64, queue: &ClientQueue| {
+            pushes += 1;
+            match queue.push_event(&envelope.topic, &frame, terminal) {
+                Pushed::Queued | Pushed::Closed => {}
+                Pushed::Dropped => {
+                    lagged += 1;
+                    if self.shared.config.lag_policy == LagPolicy::Disconnect {
+                        slow.push(id);
+                    }
+                }
+                Pushed::Overflow => {
+                    lagged += 1;
                     slow.push(id);
                 }
-            }
-            Pushed::Overflow => {
-                lagged += 1;
-                slow.push(id);
             }
         };
         if everyone {
@@ -469,6 +480,7 @@ impl HubTask {
         for id in slow {
             self.close_slow(id);
         }
+        pushes
     }
 
     fn close_slow(&mut self, id: u64) {
@@ -515,7 +527,7 @@ impl HubTask {
                 // Deliver what was published before the shutdown, then stop taking more.
                 self.shared.inbox.close();
                 while let Some(message) = self.shared.inbox.pop() {
-                    self.input(message);
+                    let _ = self.input(message);
                 }
                 self.closed = true;
                 for conn in self.conns.values() {
