@@ -95,3 +95,24 @@ fn a_background_server_serves_a_plain_synchronous_program() {
     );
     server.shutdown().expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_sink_that_outlives_its_hub_reports_closed() {
+    use backtest_stream::{ProgressSink, SinkError};
+
+    let hub = Hub::new(ServerConfig::default()).expect("hub");
+    let sink = hub.sink();
+    drop(hub);
+    let envelope = Envelope::new(Topic::BACKTEST, start("r1"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match sink.publish(&envelope) {
+            Err(SinkError::Closed) => break,
+            Ok(()) | Err(SinkError::Full { .. }) => {
+                assert!(tokio::time::Instant::now() < deadline, "never closed");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+}

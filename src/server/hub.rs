@@ -136,7 +136,12 @@ impl Hub {
             subscription_counts: BTreeMap::new(),
             closed: false,
         };
-        runtime.spawn(task.run(commands_rx));
+        let inbox_owner = Arc::clone(&shared);
+        runtime.spawn(async move {
+            task.run(commands_rx).await;
+            // Every hub handle is gone: sinks that outlive it get `SinkError::Closed`.
+            inbox_owner.inbox.close();
+        });
         Self { shared, commands }
     }
 
