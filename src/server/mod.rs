@@ -12,7 +12,13 @@
 //!   ([`LagPolicy`] can instead disconnect clients that fall behind).
 //! - **The protocol** of `PROTOCOL.md`: subscribe (with `backtest_id`, `since` +
 //!   `epoch` replay, `snapshot`), unsubscribe, ping, `bad_request` errors; close codes
-//!   1001, 1008, 1009, 1013.
+//!   1001, 1008, 1009, 1013. Subscribing, its replay and the switch to live delivery
+//!   run on the hub task between two events, so the seam has no gap and no duplicate;
+//!   a replay longer than the client's queue continues as the queue drains.
+//! - **Limits** ([`ServerConfig`]): connections, message size, queue and history
+//!   sizes, subscriptions per connection, ping interval and timeout (dead peers are
+//!   dropped), allowed origins and a handshake hook for authentication.
+//!   [`Hub::stats`] tells connections, subscriptions, events and drops by reason.
 //! - **Standalone or embedded**: [`Server`] listens on its own address (or
 //!   [`BackgroundServer`] on a thread of its own, for programs without tokio);
 //!   [`Hub::serve`] serves a connection that another framework already upgraded.
