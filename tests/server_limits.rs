@@ -232,3 +232,22 @@ async fn shutdown_is_bounded_even_when_clients_never_read() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_client_that_never_sends_its_upgrade_request_is_dropped() {
+    use tokio::io::AsyncReadExt;
+
+    let server =
+        TestServer::start(ServerConfig::default().handshake_timeout(Duration::from_millis(200)))
+            .await;
+    let mut silent = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("tcp connect");
+    let mut buf = [0u8; 16];
+    // The server gives up and closes the socket: the read sees end of stream.
+    let read = tokio::time::timeout(WAIT, silent.read(&mut buf))
+        .await
+        .expect("closed within the wait");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert_eq!(server.hub.stats().connections, 0);
+}

@@ -177,6 +177,9 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Decides at each handshake whether to accept the client (default: accept all).
     pub handshake_hook: Option<HandshakeHook>,
+    /// How long a client may take to send its upgrade request to the standalone server
+    /// (default 10 s).
+    pub handshake_timeout: Duration,
     /// How long a graceful shutdown may take before remaining connections are cut
     /// (default 5 s).
     pub shutdown_timeout: Duration,
@@ -205,6 +208,7 @@ impl Default for ServerConfig {
             ping_timeout: Duration::from_secs(20),
             allowed_origins: Vec::new(),
             handshake_hook: None,
+            handshake_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             read_buffer_size: 1024,
             write_buffer_size: 32 * 1024,
@@ -285,6 +289,11 @@ impl ServerConfig {
     /// Sets [`handshake_hook`](Self::handshake_hook).
     pub fn handshake_hook(mut self, hook: HandshakeHook) -> Self {
         self.handshake_hook = Some(hook);
+        self
+    }
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
         self
     }
     /// Sets [`shutdown_timeout`](Self::shutdown_timeout).

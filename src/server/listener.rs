@@ -15,9 +15,6 @@ use super::error::ServerError;
 use super::hub::Hub;
 use super::stats::bump;
 
-/// How long a client may take to complete its upgrade request.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The standalone server: accepts TCP connections, upgrades requests for the configured
 /// path (`/ws`) and serves them from its [`Hub`].
 ///
@@ -163,7 +160,7 @@ async fn handle(hub: Hub, stream: TcpStream, peer: SocketAddr) {
     };
     let ws_config = hub.config().websocket_config();
     let upgraded = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
+        hub.config().handshake_timeout,
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)),
     )
     .await;
