@@ -38,6 +38,15 @@ struct RunState {
 }
 
 impl RunState {
+    fn set(&mut self, kind: EventKind, frame: &Utf8Bytes) {
+        let slot = match kind {
+            EventKind::BacktestStart => &mut self.start,
+            EventKind::BacktestProgress => &mut self.progress,
+            _ => &mut self.terminal,
+        };
+        *slot = Some(frame.clone());
+    }
+
     fn frames(&self) -> impl Iterator<Item = &Utf8Bytes> {
         self.start
             .iter()
@@ -110,19 +119,16 @@ impl TopicHistory {
         if kind == EventKind::LogEntry {
             return;
         }
-        if !self.runs.contains_key(id) {
-            self.run_order.push_back(id.clone());
-            self.runs.insert(id.clone(), RunState::default());
-            self.evict_runs();
-        }
+        // The common case (a run already known) costs one lookup.
         if let Some(run) = self.runs.get_mut(id) {
-            let slot = match kind {
-                EventKind::BacktestStart => &mut run.start,
-                EventKind::BacktestProgress => &mut run.progress,
-                _ => &mut run.terminal,
-            };
-            *slot = Some(frame.clone());
+            run.set(kind, frame);
+            return;
         }
+        let mut run = RunState::default();
+        run.set(kind, frame);
+        self.run_order.push_back(id.clone());
+        self.runs.insert(id.clone(), run);
+        self.evict_runs();
     }
 
     fn evict_runs(&mut self) {

@@ -441,10 +441,23 @@ impl HubTask {
     /// connections it was pushed to.
     fn deliver(&mut self, envelope: &Envelope, everyone: bool) -> usize {
         let terminal = envelope.event.is_terminal();
-        let state = self.topic(&envelope.topic);
+        let config = &self.shared.config;
+        // One lookup of the topic; the fields below are borrowed separately.
+        let state = match self.topics.get_mut(&envelope.topic) {
+            Some(state) => state,
+            None => self
+                .topics
+                .entry(envelope.topic.clone())
+                .or_insert_with(|| TopicState {
+                    history: TopicHistory::new(config.history_size, config.snapshot_runs),
+                    all: Vec::new(),
+                    by_run: HashMap::new(),
+                }),
+        };
         let seq = state.history.next_seq();
         let frame = event_frame(envelope, seq);
         state.history.record(seq, &envelope.event, &frame);
+        let state = &*state;
         let mut slow = Vec::new();
         let mut lagged = 0;
         let mut pushes = 0;
@@ -468,7 +481,7 @@ impl HubTask {
             for (id, conn) in &self.conns {
                 push(*id, &conn.queue);
             }
-        } else if let Some(state) = self.topics.get(&envelope.topic) {
+        } else {
             for (id, queue) in &state.all {
                 push(*id, queue);
             }
