@@ -1,0 +1,417 @@
+//! Load generator for the WebSocket hub: C clients, N events; reports delivered frames
+//! per second, publish-to-receipt latency (p50/p99, from a nanosecond clock carried in
+//! each event's `status`), the server's memory, and checks that every client got every
+//! event in order.
+//!
+//! Run the server and the clients as two processes pinned to different cores:
+//!
+//! ```text
+//! cargo build --release --example loadtest
+//! taskset -c 0 target/release/examples/loadtest server --clients 100 --events 20000 &
+//! taskset -c 1 target/release/examples/loadtest client --clients 100 --events 20000
+//! ```
+//!
+//! Options: `--addr 127.0.0.1:9001`, `--clients C`, `--events N`, `--rate R` (events per
+//! second, paced; default as fast as possible), `--idle` (server: measure memory of C
+//! idle subscribed connections instead of publishing; client: stay connected until the
+//! server closes). `both` runs server and clients in one process (unpinned).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backtest_stream::server::{Server, ServerConfig};
+use backtest_stream::{
+    BacktestId, BacktestProgress, Envelope, Event, ProgressSink, SinkError, Timestamp, Topic,
+};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Clone)]
+struct Options {
+    addr: SocketAddr,
+    clients: usize,
+    events: u64,
+    rate: Option<f64>,
+    idle: bool,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
+        clients: 1,
+        events: 10_000,
+        rate: None,
+        idle: false,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let value = |i: usize| {
+            args.get(i + 1)
+                .cloned()
+                .ok_or_else(|| format!("{} needs a value", args[i]))
+        };
+        match args[i].as_str() {
+            "--addr" => options.addr = value(i)?.parse().map_err(|e| format!("--addr: {e}"))?,
+            "--clients" => {
+                options.clients = value(i)?.parse().map_err(|e| format!("--clients: {e}"))?
+            }
+            "--events" => {
+                options.events = value(i)?.parse().map_err(|e| format!("--events: {e}"))?
+            }
+            "--rate" => options.rate = Some(value(i)?.parse().map_err(|e| format!("--rate: {e}"))?),
+            "--idle" => {
+                options.idle = true;
+                i += 1;
+                continue;
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+        i += 2;
+    }
+    Ok(options)
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// (current RSS, peak RSS) of this process in KiB.
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn progress_event(id: &BacktestId, bar: u64, total: u64) -> Event {
+    Event::BacktestProgress(BacktestProgress {
+        backtest_id: id.clone(),
+        progress: bar as f64 * 100.0 / total as f64,
+        // The publish time, in nanoseconds: the event timestamp has milliseconds only.
+        status: now_ns().to_string(),
+        bars_processed: bar,
+        total_bars: total,
+        current_date: "2023-06-15".into(),
+        trades_count: bar / 10,
+        current_pnl: bar as f64 * 0.5,
+        timestamp: Timestamp::now(),
+    })
+}
+
+async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let (rss_start, _) = rss_kib();
+    let config = ServerConfig::default()
+        .bind(options.addr)
+        .max_connections(options.clients + 100)
+        // Room for every event per client: this measures throughput, not lag handling.
+        .queue_capacity(options.events as usize + 16)
+        .history_size(16);
+    let server = Server::bind(config).await?;
+    let hub = server.hub().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    eprintln!("server: waiting for {} subscribed clients", options.clients);
+    while hub
+        .stats()
+        .subscriptions
+        .get("backtest")
+        .copied()
+        .unwrap_or(0)
+        < options.clients
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if options.idle {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (rss, _) = rss_kib();
+        let per = (rss.saturating_sub(rss_start)) as f64 / options.clients as f64;
+        println!(
+            "server: {} idle subscribed connections: RSS {rss} KiB (start {rss_start} KiB), {per:.2} KiB per connection",
+            options.clients
+        );
+        // Closing the server closes the idle clients (1001).
+        let _ = stop.send(());
+        serving.await??;
+        return Ok(());
+    } else {
+        let sink = hub.sink();
+        let events = options.events;
+        let rate = options.rate;
+        let publisher = std::thread::spawn(move || {
+            let id = BacktestId::new("loadtest").unwrap_or_else(|_| BacktestId::random());
+            let mut publish_ns_total = 0u128;
+            let mut publish_ns_max = 0u128;
+            let mut full_retries = 0u64;
+            let started = Instant::now();
+            for bar in 1..=events {
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64((bar - 1) as f64 / rate);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                }
+                let envelope = Envelope::new(Topic::BACKTEST, progress_event(&id, bar, events));
+                loop {
+                    let t = Instant::now();
+                    let result = sink.publish(&envelope);
+                    let took = t.elapsed().as_nanos();
+                    match result {
+                        Ok(()) => {
+                            publish_ns_total += took;
+                            publish_ns_max = publish_ns_max.max(took);
+                            break;
+                        }
+                        Err(SinkError::Full { .. }) => {
+                            full_retries += 1;
+                            std::thread::yield_now();
+                        }
+                        Err(e) => {
+                            eprintln!("publish failed: {e}");
+                            return;
+                        }
+                    }
+                }
+            }
+            let elapsed = started.elapsed();
+            let end = Event::BacktestError(backtest_stream::BacktestError {
+                backtest_id: id,
+                error: "end of load test".into(),
+                error_details: String::new(),
+                timestamp: Timestamp::now(),
+            });
+            while let Err(SinkError::Full { .. }) =
+                sink.publish(&Envelope::new(Topic::BACKTEST, end.clone()))
+            {
+                std::thread::yield_now();
+            }
+            println!(
+                "server: published {events} events in {:.3} s ({:.0}/s); publish call mean {:.0} ns, max {} ns; queue-full retries {full_retries}",
+                elapsed.as_secs_f64(),
+                events as f64 / elapsed.as_secs_f64(),
+                publish_ns_total as f64 / events.max(1) as f64,
+                publish_ns_max
+            );
+        });
+        tokio::task::spawn_blocking(move || publisher.join())
+            .await?
+            .map_err(|_| "publisher panicked")?;
+    }
+    // Wait for the clients to leave.
+    while hub.stats().connections > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (rss, peak) = rss_kib();
+    let stats = hub.stats();
+    println!(
+        "server: RSS now {rss} KiB, peak {peak} KiB; events {}, lagged {}, publish queue full {}",
+        stats.events_published, stats.dropped.lagged, stats.dropped.publish_queue_full
+    );
+    let _ = stop.send(());
+    serving.await??;
+    Ok(())
+}
+
+/// What one client saw.
+struct ClientReport {
+    frames: u64,
+    in_order: bool,
+    first_publish_ns: u64,
+    last_receipt_ns: u64,
+    latencies_ns: Vec<u64>,
+}
+
+fn trailing_seq(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let end = bytes.len().checked_sub(1)?;
+    if bytes[end] != b'}' {
+        return None;
+    }
+    let start = bytes[..end]
+        .iter()
+        .rposition(|b| !b.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    if !text[..start].ends_with("\"seq\":") {
+        return None;
+    }
+    text[start..end].parse().ok()
+}
+
+fn field_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let at = text.find(key)? + key.len();
+    Some(&text[at..])
+}
+
+fn leading_digits(text: &str) -> Option<u64> {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text[..end].parse().ok()
+}
+
+async fn run_client(
+    url: String,
+    events: u64,
+    idle: bool,
+) -> Result<ClientReport, Box<dyn std::error::Error + Send + Sync>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    ws.send(Message::Text(
+        r#"{"action":"subscribe","topic":"backtest"}"#.into(),
+    ))
+    .await?;
+    let mut report = ClientReport {
+        frames: 0,
+        in_order: true,
+        first_publish_ns: u64::MAX,
+        last_receipt_ns: 0,
+        latencies_ns: Vec::with_capacity(if idle { 0 } else { events as usize }),
+    };
+    let mut expected = 1;
+    while let Some(message) = ws.next().await {
+        let message = match message {
+            Ok(message) => message,
+            Err(_) if idle => break,
+            Err(e) => return Err(e.into()),
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        if text.starts_with(r#"{"type":"subscription_confirmed""#) {
+            continue;
+        }
+        // Event frames end with `,"seq":N}`: read N backwards, without searching.
+        let Some(seq) = trailing_seq(&text) else {
+            continue;
+        };
+        report.frames += 1;
+        if seq != expected {
+            report.in_order = false;
+        }
+        expected = seq + 1;
+        // Latency is sampled (every 8th event, and the last) to keep the reader cheap.
+        if seq % 8 == 0 || seq >= events {
+            let received = now_ns();
+            report.last_receipt_ns = received;
+            if let Some(sent) = field_after(&text, "\"status\":\"").and_then(leading_digits) {
+                report.first_publish_ns = report.first_publish_ns.min(sent);
+                report.latencies_ns.push(received.saturating_sub(sent));
+            }
+        }
+        if seq == 1 {
+            if let Some(sent) = field_after(&text, "\"status\":\"").and_then(leading_digits) {
+                report.first_publish_ns = report.first_publish_ns.min(sent);
+            }
+        }
+        if seq > events {
+            break;
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(report)
+}
+
+async fn run_clients(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let url = format!("ws://{}/ws", options.addr);
+    let mut tasks = Vec::with_capacity(options.clients);
+    for i in 0..options.clients {
+        tasks.push(tokio::spawn(run_client(
+            url.clone(),
+            options.events,
+            options.idle,
+        )));
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let mut reports = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        match task.await? {
+            Ok(report) => reports.push(report),
+            Err(e) => return Err(format!("client failed: {e}").into()),
+        }
+    }
+    if options.idle {
+        println!("client: {} connections closed by the server", reports.len());
+        return Ok(());
+    }
+    let expected_frames = options.events + 1;
+    let complete = reports
+        .iter()
+        .filter(|r| r.in_order && r.frames == expected_frames)
+        .count();
+    let first = reports
+        .iter()
+        .map(|r| r.first_publish_ns)
+        .min()
+        .unwrap_or(0);
+    let last = reports.iter().map(|r| r.last_receipt_ns).max().unwrap_or(0);
+    let frames: u64 = reports.iter().map(|r| r.frames).sum();
+    let seconds = (last.saturating_sub(first)) as f64 / 1e9;
+    let mut latencies: Vec<u64> = reports.into_iter().flat_map(|r| r.latencies_ns).collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "client: {} clients x {} events: {} frames in {:.3} s = {:.0} frames/s; latency p50 {:.1} us, p99 {:.1} us, max {:.1} us; {}/{} clients got every event in order",
+        options.clients,
+        options.events,
+        frames,
+        seconds,
+        frames as f64 / seconds.max(1e-9),
+        pct(0.50),
+        pct(0.99),
+        latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+        complete,
+        options.clients
+    );
+    if complete != options.clients {
+        return Err("some clients missed events or got them out of order".into());
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(mode) = args.first().cloned() else {
+        return Err("usage: loadtest server|client|both [--clients C] [--events N] [--rate R] [--idle] [--addr A]".into());
+    };
+    let options = parse_options(&args[1..])?;
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+    };
+    match mode.as_str() {
+        "server" => runtime()?.block_on(run_server(options)),
+        "client" => runtime()?.block_on(run_clients(options)),
+        "both" => {
+            let server_options = options.clone();
+            let server = std::thread::spawn(move || -> Result<(), String> {
+                let rt = runtime().map_err(|e| e.to_string())?;
+                rt.block_on(run_server(server_options))
+                    .map_err(|e| e.to_string())
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let result = runtime()?.block_on(run_clients(options));
+            server.join().map_err(|_| "server thread panicked")??;
+            result
+        }
+        other => Err(format!("unknown mode {other}; use server, client or both").into()),
+    }
+}

@@ -1,0 +1,330 @@
+//! [`ServerConfig`]: limits, timers and the handshake policy of the WebSocket server.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::http::HeaderMap;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// What the hub does with a client whose queue overflows (it reads more slowly than
+/// events are published).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LagPolicy {
+    /// Drop what does not fit, count it, and tell the client with a `lagged` notice before
+    /// the next event it gets. The terminal event of a run still reaches it.
+    #[default]
+    Notify,
+    /// Close the client with code 1008 (`client too slow`) as soon as its queue
+    /// overflows.
+    Disconnect,
+}
+
+/// The request a [`HandshakeHook`] decides on: what the client sent in its upgrade request.
+#[derive(Debug, Clone)]
+pub struct HandshakeRequest {
+    /// The request path (`/ws`).
+    pub path: String,
+    /// The query string without the `?` (`token=abc`), empty when there is none.
+    pub query: String,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The peer's address, when the connection came through the server's own listener.
+    pub peer: Option<SocketAddr>,
+}
+
+impl HandshakeRequest {
+    /// The value of one query parameter, without percent-decoding.
+    ///
+    /// ```
+    /// use backtest_stream::server::HandshakeRequest;
+    ///
+    /// let request = HandshakeRequest {
+    ///     path: "/ws".into(),
+    ///     query: "token=abc&x=1".into(),
+    ///     headers: Default::default(),
+    ///     peer: None,
+    /// };
+    /// assert_eq!(request.query_param("token"), Some("abc"));
+    /// assert_eq!(request.query_param("missing"), None);
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+
+    /// The value of one header as text, when present and valid.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What a [`HandshakeHook`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeDecision {
+    /// Accept the connection.
+    Accept,
+    /// Refuse at the HTTP level, before the upgrade, with this status (401 or 403) and a
+    /// short body.
+    RefuseHttp {
+        /// The HTTP status code, such as 401 or 403.
+        status: u16,
+        /// The response body: why.
+        reason: String,
+    },
+    /// Complete the upgrade, then close at once with code 1008 (policy violation) and
+    /// this reason (browsers can read a close code, not an HTTP status).
+    RefuseClose {
+        /// The close reason (at most 123 bytes are sent).
+        reason: String,
+    },
+}
+
+/// A function called at each handshake that accepts or refuses the client from its
+/// headers and query string: the place where authentication plugs in.
+///
+/// ```
+/// use backtest_stream::server::{HandshakeDecision, HandshakeHook, ServerConfig};
+///
+/// let config = ServerConfig::default().handshake_hook(HandshakeHook::new(|request| {
+///     match request.query_param("token") {
+///         Some("secret") => HandshakeDecision::Accept,
+///         _ => HandshakeDecision::RefuseHttp { status: 401, reason: "bad token".into() },
+///     }
+/// }));
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+pub struct HandshakeHook(Arc<dyn Fn(&HandshakeRequest) -> HandshakeDecision + Send + Sync>);
+
+impl HandshakeHook {
+    /// Wraps a function as a hook.
+    pub fn new(
+        hook: impl Fn(&HandshakeRequest) -> HandshakeDecision + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(hook))
+    }
+
+    /// Asks the hook.
+    pub fn decide(&self, request: &HandshakeRequest) -> HandshakeDecision {
+        (self.0)(request)
+    }
+}
+
+impl fmt::Debug for HandshakeHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HandshakeHook")
+    }
+}
+
+/// The configuration of the hub and its server. Every field has a documented default;
+/// change what you need with the builder methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use backtest_stream::server::ServerConfig;
+///
+/// let config = ServerConfig::default()
+///     .max_connections(2_000)
+///     .ping_interval(Duration::from_secs(10))
+///     .allowed_origins(["https://dashboard.example"]);
+/// assert_eq!(config.max_connections, 2_000);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The address the standalone server binds (default `127.0.0.1:8000`, as the original).
+    pub bind: SocketAddr,
+    /// The WebSocket path served by the standalone server (default `/ws`); other paths get
+    /// HTTP 404.
+    pub path: String,
+    /// Connections served at once (default 10,000); one more is accepted and closed at
+    /// once with code 1013 (try again later).
+    pub max_connections: usize,
+    /// The largest message a client may send, in bytes (default 64 KiB); a larger one
+    /// closes the connection with code 1009.
+    pub max_message_size: usize,
+    /// Topics one connection may subscribe to, and runs it may filter on per topic
+    /// (default 64); one more gets a `bad_request` error.
+    pub max_subscriptions: usize,
+    /// Frames queued per client (default 1,024). What overflows is counted and reported
+    /// to the client with `lagged` (or closes it, see [`LagPolicy`]). A run's terminal
+    /// event and replies may go past it up to twice the capacity; a queue holds 32-byte
+    /// handles to frames shared by all clients, so a fully lagging client costs at most
+    /// about 64 KiB plus the frames only it still holds.
+    pub queue_capacity: usize,
+    /// What to do with a client whose queue overflows (default [`LagPolicy::Notify`]).
+    pub lag_policy: LagPolicy,
+    /// Events kept per topic for replay with `since` (default 1,024).
+    pub history_size: usize,
+    /// Runs remembered per topic for `snapshot` (default 256); the oldest finished run
+    /// is forgotten first.
+    pub snapshot_runs: usize,
+    /// Events the publishers may have in flight to the hub (default 65,536); a publish
+    /// beyond that fails with `SinkError::Full` and is counted.
+    pub publish_queue_capacity: usize,
+    /// How often each client is pinged (default 20 s).
+    pub ping_interval: Duration,
+    /// How long a pinged client may take to show a sign of life before it is dropped
+    /// as dead (default 20 s).
+    pub ping_timeout: Duration,
+    /// `Origin` header values accepted at the handshake; empty (the default) accepts
+    /// every origin. A refused origin is closed at once with 1008 (policy), before any
+    /// message is read or sent.
+    pub allowed_origins: Vec<String>,
+    /// Decides at each handshake whether to accept the client (default: accept all).
+    pub handshake_hook: Option<HandshakeHook>,
+    /// How long a graceful shutdown may take before remaining connections are cut
+    /// (default 5 s).
+    pub shutdown_timeout: Duration,
+    /// Socket read buffer per connection, in bytes (default 1 KiB: client messages are
+    /// small, and a large buffer costs memory on every idle connection).
+    pub read_buffer_size: usize,
+    /// Bytes buffered before a write reaches the socket while a batch is written
+    /// (default 32 KiB); each batch is flushed at its end, so this adds no latency.
+    pub write_buffer_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            path: "/ws".to_string(),
+            max_connections: 10_000,
+            max_message_size: 64 * 1024,
+            max_subscriptions: 64,
+            queue_capacity: 1024,
+            lag_policy: LagPolicy::Notify,
+            history_size: 1024,
+            snapshot_runs: 256,
+            publish_queue_capacity: 65_536,
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(20),
+            allowed_origins: Vec::new(),
+            handshake_hook: None,
+            shutdown_timeout: Duration::from_secs(5),
+            read_buffer_size: 1024,
+            write_buffer_size: 32 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets [`bind`](Self::bind).
+    pub fn bind(mut self, addr: impl Into<SocketAddr>) -> Self {
+        self.bind = addr.into();
+        self
+    }
+    /// Sets [`path`](Self::path).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+    /// Sets [`max_connections`](Self::max_connections).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+    /// Sets [`max_message_size`](Self::max_message_size).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+    /// Sets [`max_subscriptions`](Self::max_subscriptions).
+    pub fn max_subscriptions(mut self, n: usize) -> Self {
+        self.max_subscriptions = n;
+        self
+    }
+    /// Sets [`queue_capacity`](Self::queue_capacity) (at least 1).
+    pub fn queue_capacity(mut self, frames: usize) -> Self {
+        self.queue_capacity = frames.max(1);
+        self
+    }
+    /// Sets [`lag_policy`](Self::lag_policy).
+    pub fn lag_policy(mut self, policy: LagPolicy) -> Self {
+        self.lag_policy = policy;
+        self
+    }
+    /// Sets [`history_size`](Self::history_size).
+    pub fn history_size(mut self, events: usize) -> Self {
+        self.history_size = events;
+        self
+    }
+    /// Sets [`snapshot_runs`](Self::snapshot_runs).
+    pub fn snapshot_runs(mut self, runs: usize) -> Self {
+        self.snapshot_runs = runs;
+        self
+    }
+    /// Sets [`publish_queue_capacity`](Self::publish_queue_capacity) (at least 1).
+    pub fn publish_queue_capacity(mut self, events: usize) -> Self {
+        self.publish_queue_capacity = events.max(1);
+        self
+    }
+    /// Sets [`ping_interval`](Self::ping_interval).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+    /// Sets [`ping_timeout`](Self::ping_timeout).
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+    /// Sets [`allowed_origins`](Self::allowed_origins).
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Sets [`handshake_hook`](Self::handshake_hook).
+    pub fn handshake_hook(mut self, hook: HandshakeHook) -> Self {
+        self.handshake_hook = Some(hook);
+        self
+    }
+    /// Sets [`shutdown_timeout`](Self::shutdown_timeout).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+    /// Sets [`read_buffer_size`](Self::read_buffer_size).
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes;
+        self
+    }
+    /// Sets [`write_buffer_size`](Self::write_buffer_size).
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+
+    /// The tungstenite configuration for each connection: small read buffer, bounded
+    /// write buffer, the message size limit.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        let write = self.write_buffer_size;
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size.max(64))
+            .write_buffer_size(write)
+            // The write buffer grows past `write` only while the socket is blocked; the
+            // connection waits for readiness before each frame, which keeps it to one
+            // frame beyond.
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+
+    /// Whether an `Origin` header value is allowed.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        if self.allowed_origins.is_empty() {
+            return true;
+        }
+        match origin {
+            Some(origin) => self.allowed_origins.iter().any(|o| o == origin),
+            None => false,
+        }
+    }
+}

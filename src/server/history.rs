@@ -1,0 +1,246 @@
+//! Per-topic numbering, bounded history for replay, and the latest state of each run
+//! for `snapshot`.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::{BacktestId, Envelope, Event, EventKind};
+
+/// Serializes an envelope once into the frame every client gets:
+/// `{"type":...,"data":{...},"topic":"...","seq":N}`.
+pub(crate) fn event_frame(envelope: &Envelope, seq: u64) -> Utf8Bytes {
+    let mut out = Vec::with_capacity(384);
+    envelope.write_json(&mut out);
+    if out.last() == Some(&b'}') {
+        out.pop();
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, ",\"seq\":{seq}}}");
+    }
+    // serde_json writes valid UTF-8, and so does the line above.
+    Utf8Bytes::from(String::from_utf8(out).unwrap_or_default())
+}
+
+/// One retained event.
+struct Entry {
+    seq: u64,
+    backtest_id: Option<BacktestId>,
+    frame: Utf8Bytes,
+}
+
+/// The latest known state of one run.
+#[derive(Default)]
+struct RunState {
+    start: Option<Utf8Bytes>,
+    progress: Option<Utf8Bytes>,
+    terminal: Option<Utf8Bytes>,
+}
+
+impl RunState {
+    fn frames(&self) -> impl Iterator<Item = &Utf8Bytes> {
+        self.start
+            .iter()
+            .chain(self.progress.iter())
+            .chain(self.terminal.iter())
+    }
+}
+
+/// What a `since` replay yields.
+pub(crate) struct Replay<'a> {
+    /// Events after `since` that are no longer retained.
+    pub missed: u64,
+    /// The retained events after `since`, matching the filter, in order, with their seq.
+    pub frames: Vec<(u64, &'a Utf8Bytes)>,
+}
+
+/// The history of one topic.
+pub(crate) struct TopicHistory {
+    seq: u64,
+    entries: VecDeque<Entry>,
+    capacity: usize,
+    runs: HashMap<BacktestId, RunState>,
+    /// Runs in the order they were first seen.
+    run_order: VecDeque<BacktestId>,
+    max_runs: usize,
+}
+
+impl TopicHistory {
+    pub(crate) fn new(capacity: usize, max_runs: usize) -> Self {
+        Self {
+            seq: 0,
+            entries: VecDeque::new(),
+            capacity,
+            runs: HashMap::new(),
+            run_order: VecDeque::new(),
+            max_runs,
+        }
+    }
+
+    /// The seq of the last event of the topic (0 before the first).
+    pub(crate) fn head(&self) -> u64 {
+        self.seq
+    }
+
+    /// Numbers the next event.
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Retains an event and updates the state of its run.
+    pub(crate) fn record(&mut self, seq: u64, event: &Event, frame: &Utf8Bytes) {
+        if self.capacity > 0 {
+            if self.entries.len() == self.capacity {
+                self.entries.pop_front();
+            }
+            self.entries.push_back(Entry {
+                seq,
+                backtest_id: event.backtest_id().cloned(),
+                frame: frame.clone(),
+            });
+        }
+        if self.max_runs == 0 {
+            return;
+        }
+        let Some(id) = event.backtest_id() else {
+            return;
+        };
+        let kind = event.kind();
+        if kind == EventKind::LogEntry {
+            return;
+        }
+        if !self.runs.contains_key(id) {
+            self.run_order.push_back(id.clone());
+            self.runs.insert(id.clone(), RunState::default());
+            self.evict_runs();
+        }
+        if let Some(run) = self.runs.get_mut(id) {
+            let slot = match kind {
+                EventKind::BacktestStart => &mut run.start,
+                EventKind::BacktestProgress => &mut run.progress,
+                _ => &mut run.terminal,
+            };
+            *slot = Some(frame.clone());
+        }
+    }
+
+    fn evict_runs(&mut self) {
+        while self.runs.len() > self.max_runs {
+            let finished = self
+                .run_order
+                .iter()
+                .position(|id| self.runs.get(id).is_none_or(|run| run.terminal.is_some()));
+            let index = finished.unwrap_or(0);
+            if let Some(id) = self.run_order.remove(index) {
+                self.runs.remove(&id);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The retained events after `since` (for one run only, with a filter).
+    pub(crate) fn replay(&self, since: u64, run: Option<&BacktestId>) -> Replay<'_> {
+        let oldest = self.entries.front().map_or(self.seq + 1, |e| e.seq);
+        let missed = oldest.saturating_sub(since.saturating_add(1));
+        let start = self.entries.partition_point(|e| e.seq <= since);
+        let frames = self
+            .entries
+            .range(start..)
+            .filter(|e| run.is_none() || e.backtest_id.as_ref() == run)
+            .map(|e| (e.seq, &e.frame))
+            .collect();
+        Replay { missed, frames }
+    }
+
+    /// The state of every known run (or of one): start, latest progress, terminal.
+    pub(crate) fn snapshot(&self, run: Option<&BacktestId>) -> Vec<&Utf8Bytes> {
+        match run {
+            Some(id) => self
+                .runs
+                .get(id)
+                .map(|r| r.frames().collect())
+                .unwrap_or_default(),
+            None => self
+                .run_order
+                .iter()
+                .filter_map(|id| self.runs.get(id))
+                .flat_map(RunState::frames)
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BacktestProgress, Timestamp, Topic};
+
+    fn progress(id: &str, bars: u64) -> Event {
+        Event::BacktestProgress(BacktestProgress {
+            backtest_id: BacktestId::new(id).unwrap(),
+            progress: 0.0,
+            status: String::new(),
+            bars_processed: bars,
+            total_bars: 10,
+            current_date: String::new(),
+            trades_count: 0,
+            current_pnl: 0.0,
+            timestamp: Timestamp::from_unix_millis(0).unwrap(),
+        })
+    }
+
+    fn publish(history: &mut TopicHistory, event: Event) {
+        let seq = history.next_seq();
+        let frame = event_frame(&Envelope::new(Topic::BACKTEST, event.clone()), seq);
+        history.record(seq, &event, &frame);
+    }
+
+    #[test]
+    fn frames_carry_topic_and_seq() {
+        let frame = event_frame(&Envelope::new(Topic::BACKTEST, progress("r", 1)), 42);
+        assert!(frame.as_str().ends_with(r#","topic":"backtest","seq":42}"#));
+        assert!(
+            frame
+                .as_str()
+                .starts_with(r#"{"type":"backtest_progress","data":{"#)
+        );
+    }
+
+    #[test]
+    fn replay_reports_what_fell_out_of_the_history() {
+        let mut history = TopicHistory::new(3, 8);
+        for bars in 1..=5 {
+            publish(&mut history, progress("r", bars));
+        }
+        assert_eq!(history.head(), 5);
+        let replay = history.replay(0, None);
+        assert_eq!(replay.missed, 2);
+        assert_eq!(replay.frames.len(), 3);
+        let replay = history.replay(3, None);
+        assert_eq!(replay.missed, 0);
+        assert_eq!(replay.frames.len(), 2);
+        assert_eq!(replay.frames[0].0, 4);
+        assert!(replay.frames[0].1.as_str().ends_with("\"seq\":4}"));
+        assert_eq!(history.replay(5, None).frames.len(), 0);
+    }
+
+    #[test]
+    fn snapshot_keeps_the_latest_progress_and_evicts_finished_runs_first() {
+        let mut history = TopicHistory::new(0, 2);
+        publish(&mut history, progress("a", 1));
+        publish(&mut history, progress("a", 2));
+        let snapshot = history.snapshot(None);
+        assert_eq!(snapshot.len(), 1);
+        assert!(snapshot[0].as_str().contains("\"bars_processed\":2"));
+        publish(&mut history, progress("b", 1));
+        publish(&mut history, progress("c", 1));
+        assert_eq!(history.snapshot(None).len(), 2);
+        assert!(
+            history
+                .snapshot(Some(&BacktestId::new("a").unwrap()))
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! [`ServerStats`]: what the hub has done, read at any time with `Hub::stats`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::Topic;
+
+/// Counters shared by the hub, its connections and its sinks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub connections: AtomicU64,
+    pub connections_accepted: AtomicU64,
+    pub events_published: AtomicU64,
+    pub publish_queue_full: AtomicU64,
+    pub lagged: AtomicU64,
+    pub slow_client: AtomicU64,
+    pub closed_connection: AtomicU64,
+    pub refused_max_connections: AtomicU64,
+    pub refused_origin: AtomicU64,
+    pub refused_handshake_hook: AtomicU64,
+    pub refused_path: AtomicU64,
+    pub dropped_dead_peer: AtomicU64,
+    pub dropped_slow: AtomicU64,
+    pub closed_message_too_big: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// Frames or events that did not reach their destination, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DroppedFrames {
+    /// Events refused by a publish because the hub's publish queue was full
+    /// (`SinkError::Full`).
+    pub publish_queue_full: u64,
+    /// Event frames not queued for a client whose queue was full; the client is told
+    /// with `lagged`.
+    pub lagged: u64,
+    /// Frames discarded when a too-slow client was disconnected, or that could not be
+    /// queued past the hard limit.
+    pub slow_client: u64,
+    /// Frames that were queued for a connection that closed before writing them.
+    pub closed_connection: u64,
+}
+
+/// Connections refused or dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionEvents {
+    /// Connections accepted since the start.
+    pub accepted: u64,
+    /// Refused with 1013 because `max_connections` were open.
+    pub refused_max_connections: u64,
+    /// Closed with 1008 because of their `Origin`.
+    pub refused_origin: u64,
+    /// Refused by the handshake hook.
+    pub refused_handshake_hook: u64,
+    /// Refused with HTTP 404 because they asked for another path.
+    pub refused_path: u64,
+    /// Dropped because they did not answer a ping within the timeout.
+    pub dropped_dead_peer: u64,
+    /// Closed because they read too slowly (see `LagPolicy`).
+    pub dropped_slow: u64,
+    /// Closed with 1009 because they sent a message over the size limit.
+    pub closed_message_too_big: u64,
+}
+
+/// A view of the hub's state and counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Connections open now.
+    pub connections: u64,
+    /// Connections subscribed to each topic now (topics nobody subscribes to are absent).
+    pub subscriptions: BTreeMap<Topic, usize>,
+    /// Events the hub has numbered and delivered to its subscribers.
+    pub events_published: u64,
+    /// What was dropped, by reason.
+    pub dropped: DroppedFrames,
+    /// Connections refused or dropped, by reason.
+    pub connection_events: ConnectionEvents,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, subscriptions: BTreeMap<Topic, usize>) -> ServerStats {
+        ServerStats {
+            connections: get(&self.connections),
+            subscriptions,
+            events_published: get(&self.events_published),
+            dropped: DroppedFrames {
+                publish_queue_full: get(&self.publish_queue_full),
+                lagged: get(&self.lagged),
+                slow_client: get(&self.slow_client),
+                closed_connection: get(&self.closed_connection),
+            },
+            connection_events: ConnectionEvents {
+                accepted: get(&self.connections_accepted),
+                refused_max_connections: get(&self.refused_max_connections),
+                refused_origin: get(&self.refused_origin),
+                refused_handshake_hook: get(&self.refused_handshake_hook),
+                refused_path: get(&self.refused_path),
+                dropped_dead_peer: get(&self.dropped_dead_peer),
+                dropped_slow: get(&self.dropped_slow),
+                closed_message_too_big: get(&self.closed_message_too_big),
+            },
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Sequence numbers, replay with `since`, epochs, history overflow and snapshots.
+#![cfg(feature = "server")]
+
+mod server_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use backtest_stream::server::{HubSink, ServerConfig};
+use backtest_stream::{Envelope, ProgressSink, SinkError, Topic};
+use serde_json::json;
+use server_support::*;
+
+/// Publishes progress events with seq `range` from a plain thread, never more than
+/// `window` ahead of what the reader reports in `received`.
+fn paced_publisher(
+    sink: HubSink,
+    range: std::ops::RangeInclusive<u64>,
+    received: Arc<AtomicU64>,
+    window: u64,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for bars in range {
+            while bars > received.load(Ordering::Acquire) + window {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let envelope = Envelope::new(Topic::BACKTEST, progress("r1", bars));
+            loop {
+                match sink.publish(&envelope) {
+                    Ok(()) => break,
+                    Err(SinkError::Full { .. }) => std::thread::yield_now(),
+                    Err(e) => panic!("publish failed: {e}"),
+                }
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_after_reconnect_has_no_gap_and_no_duplicate_while_publishing_continues() {
+    let total: u64 = 10_000;
+    let server = TestServer::start(ServerConfig::default().history_size(total as usize)).await;
+    let mut first = server.connect().await;
+    let confirmed = subscribe_topic(&mut first, "backtest").await;
+    let epoch = confirmed["epoch"].as_str().expect("epoch").to_owned();
+
+    // A plain thread publishes all the time the clients reconnect, at most WINDOW events
+    // ahead of the reader (less than the queue), so that the live part never overflows
+    // however slowly this debug-build test client runs.
+    let received = Arc::new(AtomicU64::new(0));
+    let publisher = paced_publisher(server.hub.sink(), 1..=total, Arc::clone(&received), 512);
+
+    // The first client reads a while, then goes away.
+    let mut last = 0;
+    while last < 3_000 {
+        let frame = recv(&mut first).await;
+        let seq = frame["seq"].as_u64().expect("seq");
+        assert_eq!(seq, last + 1);
+        last = seq;
+        received.store(seq, Ordering::Release);
+    }
+    drop(first);
+
+    // The second picks up exactly where the first stopped.
+    let mut second = server.connect().await;
+    let confirmed = subscribe(
+        &mut second,
+        json!({"action": "subscribe", "topic": "backtest", "since": last, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], true, "{confirmed}");
+    let head = confirmed["seq"].as_u64().expect("head seq");
+    assert!(head >= last);
+    assert!(head < total, "the publisher was still running at the seam");
+    while last < total {
+        let frame = recv(&mut second).await;
+        assert_eq!(frame["type"], "backtest_progress", "{frame}");
+        let seq = frame["seq"].as_u64().expect("seq");
+        assert_eq!(seq, last + 1, "no gap and no duplicate at the seam");
+        assert_eq!(frame["data"]["bars_processed"], seq);
+        last = seq;
+        received.store(seq, Ordering::Release);
+    }
+    publisher.join().expect("publisher");
+}
+
+#[tokio::test]
+async fn since_from_another_epoch_is_not_recovered() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    for bars in 1..=5 {
+        server.publish(Topic::BACKTEST, progress("r1", bars));
+    }
+    let mut client = server.connect().await;
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "since": 2, "epoch": "an-old-server"}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], false);
+    assert_eq!(confirmed["seq"], 5);
+    // Nothing is replayed; live events follow.
+    server.publish(Topic::BACKTEST, progress("r1", 6));
+    assert_eq!(recv(&mut client).await["seq"], 6);
+}
+
+#[tokio::test]
+async fn since_older_than_the_history_gets_lagged_then_what_is_retained() {
+    let server = TestServer::start(ServerConfig::default().history_size(10)).await;
+    for bars in 1..=30 {
+        server.publish(Topic::BACKTEST, progress("r1", bars));
+    }
+    let mut client = server.connect().await;
+    server.wait_stats(|s| s.events_published == 30).await;
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "since": 0, "epoch": server.hub.epoch()}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], false);
+    assert_eq!(
+        recv(&mut client).await,
+        json!({"type": "lagged", "data": {"topic": "backtest", "missed": 20}})
+    );
+    for seq in 21..=30 {
+        assert_eq!(recv(&mut client).await["seq"], seq);
+    }
+    server.publish(Topic::BACKTEST, progress("r1", 31));
+    assert_eq!(recv(&mut client).await["seq"], 31);
+}
+
+#[tokio::test]
+async fn replay_with_a_run_filter_replays_only_that_run() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    for bars in 1..=5 {
+        server.publish(Topic::BACKTEST, progress("r1", bars));
+        server.publish(Topic::BACKTEST, progress("r2", bars));
+    }
+    server.wait_stats(|s| s.events_published == 10).await;
+    let mut client = server.connect().await;
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "backtest_id": "r2", "since": 0}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], true);
+    for bars in 1..=5 {
+        let frame = recv(&mut client).await;
+        assert_eq!(frame["data"]["backtest_id"], "r2");
+        assert_eq!(frame["seq"], bars * 2);
+    }
+}
+
+#[tokio::test]
+async fn snapshot_shows_a_run_in_progress_to_a_late_joiner() {
+    let server = TestServer::start(ServerConfig::default().history_size(0)).await;
+    server.publish(Topic::BACKTEST, start("r1"));
+    for bars in 1..=50 {
+        server.publish(Topic::BACKTEST, progress("r1", bars * 100));
+    }
+    server.publish(Topic::BACKTEST, start("r2"));
+    server.publish(Topic::BACKTEST, complete("r2"));
+    server.wait_stats(|s| s.events_published == 53).await;
+
+    let mut client = server.connect().await;
+    subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "snapshot": true}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut client).await,
+        expected_frame(&start("r1"), "backtest", 1)
+    );
+    assert_eq!(
+        recv(&mut client).await,
+        expected_frame(&progress("r1", 5000), "backtest", 51)
+    );
+    assert_eq!(
+        recv(&mut client).await,
+        expected_frame(&start("r2"), "backtest", 52)
+    );
+    assert_eq!(
+        recv(&mut client).await,
+        expected_frame(&complete("r2"), "backtest", 53)
+    );
+    // Then live.
+    server.publish(Topic::BACKTEST, progress("r1", 5100));
+    assert_eq!(recv(&mut client).await["seq"], 54);
+}
+
+#[tokio::test]
+async fn flush_from_a_plain_thread_waits_for_the_hub() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let sink = server.hub.sink();
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let thread = std::thread::spawn(move || {
+        for bars in 1..=100 {
+            sink.publish(&Envelope::new(Topic::BACKTEST, progress("r1", bars)))
+                .expect("publish");
+        }
+        sink.flush().expect("flush");
+        flag.store(true, Ordering::Release);
+    });
+    tokio::task::spawn_blocking(move || thread.join().expect("thread"))
+        .await
+        .expect("join");
+    assert!(done.load(Ordering::Acquire));
+    assert_eq!(server.hub.stats().events_published, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_longer_than_the_queue_continues_as_it_drains_then_goes_live() {
+    let total: u64 = 5_000;
+    let server = TestServer::start(
+        ServerConfig::default()
+            .history_size(total as usize)
+            .queue_capacity(256),
+    )
+    .await;
+    for bars in 1..=2_000 {
+        server.publish(Topic::BACKTEST, progress("r1", bars));
+    }
+    server.wait_stats(|s| s.events_published == 2_000).await;
+    // Publishing goes on while the replay runs (at most 128 events ahead of the reader,
+    // so that once live the small queue cannot overflow).
+    let received = Arc::new(AtomicU64::new(0));
+    let publisher = paced_publisher(server.hub.sink(), 2_001..=total, Arc::clone(&received), 128);
+    let mut client = server.connect().await;
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "since": 10}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], true, "{confirmed}");
+    let mut last = 10;
+    while last < total {
+        let frame = recv(&mut client).await;
+        assert_eq!(frame["type"], "backtest_progress", "{frame}");
+        let seq = frame["seq"].as_u64().expect("seq");
+        assert_eq!(seq, last + 1, "no gap and no duplicate");
+        last = seq;
+        received.store(seq, Ordering::Release);
+    }
+    publisher.join().expect("publisher");
+    assert_eq!(server.hub.stats().dropped.lagged, 0);
+}
