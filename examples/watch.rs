@@ -133,10 +133,16 @@ async fn watch(options: Options) -> ExitCode {
     view.note(&format!("connected to {}", options.url));
     loop {
         match follow(&mut socket, &mut view, options.backtest_id.as_deref()).await {
-            Ok(()) => {
+            Ok(Outcome::Done) => {
                 let _ = socket.close(None).await;
                 view.finish();
                 return ExitCode::SUCCESS;
+            }
+            Ok(Outcome::Refused(reason)) => {
+                let _ = socket.close(None).await;
+                view.finish();
+                eprintln!("error: {} refused the subscription: {reason}", options.url);
+                return ExitCode::FAILURE;
             }
             Err(reason) => view.notice(&format!("connection lost: {reason}")),
         }
@@ -195,6 +201,9 @@ fn describe(error: &tungstenite::Error) -> String {
                 response.status()
             )
         }
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => "connection reset".into(),
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
             "the connection was closed".into()
         }
@@ -202,9 +211,29 @@ fn describe(error: &tungstenite::Error) -> String {
     }
 }
 
-/// Subscribes on a fresh connection and handles its frames. `Ok` when the watcher is
-/// done (`--exit-after-complete`), `Err` with a reason when the connection ended.
-async fn follow(socket: &mut Socket, view: &mut View, run: Option<&str>) -> Result<(), String> {
+/// How a connection that did not drop ended.
+enum Outcome {
+    /// `--exit-after-complete` is satisfied.
+    Done,
+    /// The server answered the subscribe with an error: watching cannot go on.
+    Refused(String),
+}
+
+/// What a frame calls for.
+enum Reply {
+    Nothing,
+    Send(Value),
+    Refused(String),
+}
+
+/// Subscribes on a fresh connection and handles its frames. `Err` with a reason when the
+/// connection ended.
+async fn follow(
+    socket: &mut Socket,
+    view: &mut View,
+    run: Option<&str>,
+) -> Result<Outcome, String> {
+    view.subscribed = false;
     let subscribe = view.cursor.subscribe_message(run);
     send(socket, subscribe).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -231,13 +260,15 @@ async fn follow(socket: &mut Socket, view: &mut View, run: Option<&str>) -> Resu
                     }
                     Some(Ok(_)) => continue, // pings are answered by tungstenite
                 };
-                if let Some(again) = view.frame(&text) {
-                    send(socket, again).await?;
+                match view.frame(&text) {
+                    Reply::Nothing => {}
+                    Reply::Send(message) => send(socket, message).await?,
+                    Reply::Refused(reason) => return Ok(Outcome::Refused(reason)),
                 }
             }
             _ = tick.tick() => {
                 if view.done() {
-                    return Ok(());
+                    return Ok(Outcome::Done);
                 }
             }
         }
@@ -362,6 +393,8 @@ struct View {
     colour: bool,
     runs: HashMap<String, Run>,
     cursor: Cursor,
+    /// Whether the server confirmed a subscription on this connection.
+    subscribed: bool,
     exit_after: Option<Duration>,
     /// When the last run ended (or a new run began).
     last_change: Instant,
@@ -378,6 +411,7 @@ impl View {
             colour: terminal,
             runs: HashMap::new(),
             cursor: Cursor::default(),
+            subscribed: false,
             exit_after,
             last_change: Instant::now(),
         }
@@ -427,16 +461,19 @@ impl View {
     }
 
     /// Handles one text frame; returns a message to send when the frame calls for one.
-    fn frame(&mut self, text: &str) -> Option<Value> {
+    fn frame(&mut self, text: &str) -> Reply {
         let header: Header = match serde_json::from_str(text) {
             Ok(header) => header,
             Err(error) => {
                 self.notice(&format!("unreadable frame ({error}): {text}"));
-                return None;
+                return Reply::Nothing;
             }
         };
         match header.kind.as_str() {
-            "subscription_confirmed" => return self.confirmed(text),
+            "subscription_confirmed" => {
+                self.subscribed = true;
+                return self.confirmed(text).map_or(Reply::Nothing, Reply::Send);
+            }
             "lagged" => match serde_json::from_str::<Notice<Lagged>>(text) {
                 Ok(Notice { data }) => self.notice(&format!(
                     "missed {} event(s) on topic {:?}: the display may skip ahead",
@@ -444,21 +481,26 @@ impl View {
                 )),
                 Err(error) => self.notice(&format!("unreadable lagged notice ({error})")),
             },
-            "error" => match serde_json::from_str::<Notice<ErrorReply>>(text) {
-                Ok(Notice { data }) => self.line(&self.paint(
-                    "31",
-                    &format!("server error [{}]: {}", data.code, data.error),
-                )),
-                Err(_) => self.line(&self.paint("31", &format!("server error: {text}"))),
-            },
+            "error" => {
+                let reason = match serde_json::from_str::<Notice<ErrorReply>>(text) {
+                    Ok(Notice { data }) => format!("{} ({})", data.error, data.code),
+                    Err(_) => text.to_string(),
+                };
+                // Before any confirmation the error answers our subscribe: nothing will
+                // come on this connection.
+                if !self.subscribed {
+                    return Reply::Refused(reason);
+                }
+                self.line(&self.paint("31", &format!("server error: {reason}")));
+            }
             "pong" | "unsubscribed" => {}
             _ => {
                 if header.topic.as_deref().is_some_and(|t| t != TOPIC) {
-                    return None;
+                    return Reply::Nothing;
                 }
                 if let Some(seq) = header.seq {
                     if !self.cursor.accept(seq) {
-                        return None;
+                        return Reply::Nothing;
                     }
                 }
                 match Event::from_json(text) {
@@ -469,7 +511,7 @@ impl View {
                 }
             }
         }
-        None
+        Reply::Nothing
     }
 
     fn confirmed(&mut self, text: &str) -> Option<Value> {

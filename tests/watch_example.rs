@@ -393,6 +393,69 @@ async fn watcher_resumes_after_a_dropped_connection_without_losing_or_repeating_
     assert!(out.contains("11111.11"), "{out}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_reports_missed_events_and_reloads_when_the_history_no_longer_reaches_back() {
+    let history = 4;
+    let server = TestServer::start(ServerConfig::default().history_size(history)).await;
+    let relay = Relay::start(server.addr).await;
+    let url = format!("ws://{}/ws", relay.addr);
+    let mut watch = watcher(&url, &["--exit-after-complete", "0.3"]);
+    server
+        .wait_stats(|s| s.subscriptions.get(&Topic::BACKTEST) == Some(&1))
+        .await;
+    let run = "evicted-run";
+    server.publish(Topic::BACKTEST, start(run));
+    server.publish(Topic::BACKTEST, log(run, LogLevel::Info, "seen-line"));
+    watch.wait_for("seen-line").await;
+
+    relay.cut();
+    server.wait_stats(|s| s.connections == 0).await;
+    let while_down = 10;
+    for n in 1..=while_down {
+        server.publish(
+            Topic::BACKTEST,
+            log(run, LogLevel::Info, &format!("down-line-{n}.")),
+        );
+    }
+    relay.restore();
+    let missed = while_down - history;
+    watch.wait_for(&format!("missed {missed} event(s)")).await;
+    watch.wait_for("no longer holds every missed event").await;
+    server.publish(Topic::BACKTEST, complete(run, 4_242.0));
+
+    let status = watch.wait_exit().await;
+    let out = watch.stdout();
+    assert!(status.success(), "exit {status}\n{out}\n{}", watch.stderr());
+    for n in 1..=while_down {
+        let expected = usize::from(n > missed);
+        assert_eq!(
+            occurrences(&out, &format!("down-line-{n}.")),
+            expected,
+            "line {n}:\n{out}"
+        );
+    }
+    // The snapshot reload does not start the run a second time.
+    assert_eq!(occurrences(&out, &format!("started {run}")), 1, "{out}");
+    assert!(out.contains("4242.00"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_exits_with_the_servers_reason_when_its_subscription_is_refused() {
+    let server = TestServer::start(ServerConfig::default().max_subscriptions(0)).await;
+    let mut watch = watcher(&server.url(), &[]);
+    let status = watch.wait_exit().await;
+    assert!(!status.success(), "exit {status}");
+    let stderr = watch.stderr();
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {} refused the subscription: ",
+            server.url()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
 /// Starts a server on `addr` (a fixed port after the first); its stop handle.
 async fn serve_on(
     addr: SocketAddr,
