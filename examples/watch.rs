@@ -383,6 +383,8 @@ struct Run {
     bar: ProgressBar,
     label: String,
     ended: bool,
+    /// Ended by a server restart that forgot it, not by its own terminal event.
+    lost: bool,
 }
 
 /// What the watcher shows, and the state behind it.
@@ -546,6 +548,7 @@ impl View {
             // the state of the runs.
             if new_epoch {
                 self.cursor.last_seq = head;
+                self.forget_unfinished_runs();
             }
             self.cursor.snapshot_head = None;
             self.cursor.asked_snapshot = true;
@@ -590,14 +593,42 @@ impl View {
                     bar,
                     label: String::new(),
                     ended: false,
+                    lost: false,
                 },
             );
         }
         self.runs.get_mut(id).expect("inserted above")
     }
 
+    /// After a server restart, the runs that had not ended will never end: their bars
+    /// are closed as lost.
+    fn forget_unfinished_runs(&mut self) {
+        let mut lost = Vec::new();
+        for (id, run) in &mut self.runs {
+            if !run.ended {
+                run.ended = true;
+                run.lost = true;
+                run.bar.abandon_with_message("lost: the server restarted");
+                lost.push(id.clone());
+            }
+        }
+        if !lost.is_empty() {
+            lost.sort();
+            self.last_change = Instant::now();
+            self.notice(&format!(
+                "lost track of {} unfinished run(s): {}",
+                lost.len(),
+                lost.join(", ")
+            ));
+        }
+    }
+
     fn start(&mut self, start: BacktestStart) {
         let id = start.backtest_id.to_string();
+        // A run id reused after a restart is a new run.
+        if self.runs.get(&id).is_some_and(|run| run.lost) {
+            self.runs.remove(&id);
+        }
         let known = self.runs.contains_key(&id);
         let label = format!(
             "{} {} {} {} → {}",
