@@ -144,15 +144,13 @@ async fn watch(options: Options) -> ExitCode {
                 eprintln!("error: {} refused the subscription: {reason}", options.url);
                 return ExitCode::FAILURE;
             }
-            Err(reason) => view.notice(&format!("connection lost: {reason}")),
+            Err(reason) => view.notice(&format!(
+                "connection lost: {reason}; reconnecting in {:.2} s",
+                BACKOFF_START.as_secs_f64()
+            )),
         }
         let mut backoff = BACKOFF_START;
         socket = loop {
-            view.notice(&format!(
-                "reconnecting to {} in {:.2} s",
-                options.url,
-                backoff.as_secs_f64()
-            ));
             let wake = Instant::now() + backoff;
             while Instant::now() < wake {
                 if view.done() {
@@ -164,9 +162,14 @@ async fn watch(options: Options) -> ExitCode {
             }
             match connect(&options.url).await {
                 Ok(socket) => break socket,
-                Err(reason) => view.notice(&format!("cannot reconnect: {reason}")),
+                Err(reason) => {
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    view.notice(&format!(
+                        "cannot reconnect: {reason}; next try in {:.2} s",
+                        backoff.as_secs_f64()
+                    ));
+                }
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         };
         view.notice(&format!("reconnected to {}", options.url));
     }
