@@ -13,8 +13,13 @@
 //! Frames are deduplicated by `seq`. `--exit-after-complete SECS` exits with status 0 once
 //! every run seen has ended and SECS seconds passed without a new one.
 //!
-//! When the server cannot be reached at start, the watcher exits with status 1 and one
-//! line on stderr: `error: cannot connect to ws://...: connection refused`.
+//! A `lagged` notice is shown with the number of events missed. After a server restart
+//! (a new epoch) the runs the new server does not know are closed as lost.
+//!
+//! Exit status: 0 when `--exit-after-complete` is satisfied; 1 with one line on stderr
+//! when the server cannot be reached at start (`error: cannot connect to ws://...:
+//! connection refused`) or refuses the subscription; 2 for bad arguments. Output goes
+//! to stdout: live bars and coloured levels on a terminal, plain lines otherwise.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
