@@ -6,24 +6,33 @@
 //!     --size 1 --cash 10000] [--bars 10000 --seed 42] [--mode vanilla] [--id my-run]
 //!     [--symbol EURUSD --timeframe H1] [--every 100] [--slippage 0]
 //!     [--periods-per-year 252|365] [--max-result-trades N] [--no-stream]
+//!     [--ws ADDR [--linger SECS]] [--bar-delay-us N]
 //! ```
 //!
 //! Every line on stdout is one event (`backtest_start`, `backtest_progress`, the run's
 //! `log_entry` lines for its fills, then `backtest_complete` or `backtest_error`); a
-//! summary goes to stderr. Streaming to a WebSocket server is not offered yet.
+//! summary goes to stderr.
+//!
+//! With `--ws 127.0.0.1:8000` (feature `server`) the run is also streamed by the crate's
+//! WebSocket server on that address: its URL (`ws://127.0.0.1:8000/ws`) goes to stderr,
+//! stdout stays pure JSON Lines. `--linger SECS` keeps serving that long after the run
+//! so that a client (`cargo run --example watch`) can still catch up with a snapshot or a
+//! replay. `--bar-delay-us N` sleeps N microseconds per bar, so a person can watch.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backtest_stream::{
     BacktestId, BacktestRunner, EngineConfig, JsonLinesConfig, JsonLinesSink, LogBridge,
-    OverflowPolicy, ProgressSink, ReferenceEngine, SharedSink, SmaCrossover, SyntheticBars,
-    load_csv,
+    OverflowPolicy, ProgressSink, ReferenceEngine, SharedSink, SmaCrossover, Strategy,
+    StrategyContext, StrategyError, SyntheticBars, load_csv,
 };
 
 const USAGE: &str = "usage: backtest [--data FILE.csv] [--fast N] [--slow N] [--size X] \
 [--cash X] [--bars N] [--seed N] [--mode LABEL] [--id ID] [--symbol S] [--timeframe T] \
-[--every N] [--slippage X] [--periods-per-year X] [--max-result-trades N] [--no-stream]";
+[--every N] [--slippage X] [--periods-per-year X] [--max-result-trades N] [--no-stream] \
+[--ws ADDR [--linger SECS]] [--bar-delay-us N]";
 
 struct Options {
     data: Option<String>,
@@ -42,6 +51,9 @@ struct Options {
     periods_per_year: Option<f64>,
     max_result_trades: Option<usize>,
     stream: bool,
+    ws: Option<String>,
+    linger: Duration,
+    bar_delay: Duration,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -62,6 +74,9 @@ fn parse_args() -> Result<Options, String> {
         periods_per_year: None,
         max_result_trades: None,
         stream: true,
+        ws: None,
+        linger: Duration::ZERO,
+        bar_delay: Duration::ZERO,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -93,13 +108,112 @@ fn parse_args() -> Result<Options, String> {
             "--max-result-trades" => {
                 options.max_result_trades = Some(value.parse().map_err(|_| number("a count"))?)
             }
+            "--ws" => options.ws = Some(value),
+            "--linger" => {
+                let secs: f64 = value.parse().map_err(|_| number("a number of seconds"))?;
+                options.linger =
+                    Duration::try_from_secs_f64(secs).map_err(|_| number("a number of seconds"))?;
+            }
+            "--bar-delay-us" => {
+                options.bar_delay =
+                    Duration::from_micros(value.parse().map_err(|_| number("a count"))?)
+            }
             "--periods-per-year" => {
                 options.periods_per_year = Some(value.parse().map_err(|_| number("a number"))?)
             }
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }
+    if options.ws.is_none() && !options.linger.is_zero() {
+        return Err(format!("--linger needs --ws\n{USAGE}"));
+    }
     Ok(options)
+}
+
+/// A strategy that sleeps before each bar, so that a person can watch a run.
+struct Paced<S> {
+    inner: S,
+    delay: Duration,
+}
+
+impl<S: Strategy> Strategy for Paced<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn parameters(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.inner.parameters()
+    }
+    fn on_start(&mut self) {
+        self.inner.on_start();
+    }
+    fn on_bar(&mut self, ctx: &mut StrategyContext<'_>) -> Result<(), StrategyError> {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        self.inner.on_bar(ctx)
+    }
+}
+
+/// The WebSocket side of `--ws`: the crate's server on a thread of its own.
+#[cfg(feature = "server")]
+mod ws {
+    use std::net::ToSocketAddrs;
+
+    use backtest_stream::server::{BackgroundServer, ServerConfig};
+
+    pub struct WsServer(BackgroundServer);
+
+    impl WsServer {
+        /// Starts serving on `addr` and prints the URL to stderr.
+        pub fn start(addr: &str) -> Result<Self, String> {
+            let socket = addr
+                .to_socket_addrs()
+                .map_err(|e| format!("--ws {addr:?}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("--ws {addr:?}: no address"))?;
+            let server = BackgroundServer::start(ServerConfig::default().bind(socket))
+                .map_err(|e| format!("--ws {addr}: cannot serve: {e}"))?;
+            eprintln!("ws://{}/ws", server.local_addr());
+            Ok(Self(server))
+        }
+
+        pub fn sink(&self) -> backtest_stream::SharedSink {
+            std::sync::Arc::new(self.0.sink())
+        }
+
+        /// Serves `linger` longer, then shuts down gracefully.
+        pub fn finish(self, linger: std::time::Duration) {
+            use backtest_stream::ProgressSink;
+            // Everything published is in the hub's history before the linger starts.
+            let _ = self.0.sink().flush();
+            if !linger.is_zero() {
+                eprintln!(
+                    "serving ws://{}/ws for {:.1} s more",
+                    self.0.local_addr(),
+                    linger.as_secs_f64()
+                );
+                std::thread::sleep(linger);
+            }
+            if let Err(error) = self.0.shutdown() {
+                eprintln!("ws server: {error}");
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "server"))]
+mod ws {
+    pub struct WsServer;
+
+    impl WsServer {
+        pub fn start(_addr: &str) -> Result<Self, String> {
+            Err("--ws needs the crate's `server` feature".into())
+        }
+        pub fn sink(&self) -> backtest_stream::SharedSink {
+            std::sync::Arc::new(backtest_stream::NoopSink)
+        }
+        pub fn finish(self, _linger: std::time::Duration) {}
+    }
 }
 
 fn main() -> ExitCode {
@@ -124,8 +238,12 @@ fn run() -> Result<ExitCode, String> {
         .generate()
         .map_err(|e| e.to_string())?,
     };
-    let strategy =
-        SmaCrossover::new(options.fast, options.slow, options.size).map_err(|e| e.to_string())?;
+    let strategy = Paced {
+        inner: SmaCrossover::new(options.fast, options.slow, options.size)
+            .map_err(|e| e.to_string())?,
+        delay: options.bar_delay,
+    };
+    let server = options.ws.as_deref().map(ws::WsServer::start).transpose()?;
 
     // Block rather than drop: an example's output should be complete.
     let stdout = Arc::new(JsonLinesSink::with_config(
@@ -135,9 +253,14 @@ fn run() -> Result<ExitCode, String> {
             ..JsonLinesConfig::default()
         },
     ));
-    let sink: Option<SharedSink> = options.stream.then(|| stdout.clone() as SharedSink);
+    let stdout_sink: Option<SharedSink> = options.stream.then(|| stdout.clone() as SharedSink);
+    let sink: Option<SharedSink> = match (stdout_sink, &server) {
+        (Some(stdout), Some(server)) => Some(Arc::new((stdout, server.sink()))),
+        (None, Some(server)) => Some(server.sink()),
+        (stdout, None) => stdout,
+    };
     // The run's log records (its fills) become its log_entry events.
-    if options.stream {
+    if sink.is_some() {
         LogBridge::builder()
             .level(log::LevelFilter::Info)
             .build()
@@ -167,7 +290,7 @@ fn run() -> Result<ExitCode, String> {
     let outcome = runner.run(&mut ReferenceEngine::new(&bars, strategy, config));
     let _ = stdout.flush();
 
-    match outcome {
+    let code = match outcome {
         Ok(report) => {
             let m = report.metrics;
             eprintln!(
@@ -181,11 +304,15 @@ fn run() -> Result<ExitCode, String> {
                 m.win_rate,
                 m.sharpe_ratio
             );
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Err(error) => {
             eprintln!("{id}: {error}");
-            Ok(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
+    };
+    if let Some(server) = server {
+        server.finish(options.linger);
     }
+    Ok(code)
 }
