@@ -195,6 +195,16 @@ pub fn parse_request(body: &[u8]) -> Result<RunSpec, ApiError> {
 
     let id = match req.string("backtest_id", 128)? {
         Some(id) => {
+            // Ids appear in URLs (`/api/v1/backtest/{id}`): keep them plain.
+            if let Some(bad) = id
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
+            {
+                return Err(ApiError::field(
+                    "backtest_id",
+                    format!("may hold only letters, digits and - _ . : (not {bad:?})"),
+                ));
+            }
             BacktestId::new(&id).map_err(|e| ApiError::field("backtest_id", e.to_string()))?
         }
         None => BacktestId::random(),
