@@ -256,7 +256,7 @@ pub fn parse_request(body: &[u8]) -> Result<RunSpec, ApiError> {
             limit: bars.map(|b| b as usize),
         },
         None => {
-            let first = start_ts.unwrap_or_else(|| SyntheticDefaults::start());
+            let first = start_ts.unwrap_or_else(synthetic_start);
             let count = match (bars, end_ts) {
                 (Some(b), _) => b,
                 (None, Some(end)) => {
@@ -303,12 +303,9 @@ pub fn parse_request(body: &[u8]) -> Result<RunSpec, ApiError> {
     })
 }
 
-struct SyntheticDefaults;
-
-impl SyntheticDefaults {
-    fn start() -> Timestamp {
-        backtest_stream::SyntheticBars::default().start
-    }
+/// The first bar of the default synthetic data (2024-01-01).
+fn synthetic_start() -> Timestamp {
+    backtest_stream::SyntheticBars::default().start
 }
 
 fn midnight(date: Date) -> Timestamp {
