@@ -213,7 +213,7 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
     let mut seen_partial = [false, false];
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let cards = cards(client).await?;
+        let cards = read_cards(client).await?;
         let mut done = 0;
         for (i, (id, _)) in RUNS.iter().enumerate() {
             if let Some(card) = cards.iter().find(|c| c["id"] == *id) {
@@ -244,7 +244,7 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
 
     // Let the last frame render (flushes are coalesced per animation frame).
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let cards = cards(client).await?;
+    let cards = read_cards(client).await?;
     assert_eq!(cards.len(), RUNS.len(), "one card per run: {cards:#?}");
     let mut balances = Vec::new();
     for (id, _) in RUNS {
@@ -314,11 +314,76 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
         std::fs::write(&path, png)?;
         eprintln!("saved {}", path.display());
     }
+
+    // A reload: the page rebuilds both finished runs from the hub's snapshot and the
+    // REST listing, with the same results.
+    client.refresh().await?;
+    wait_until(
+        client,
+        "the reloaded page shows both results",
+        Duration::from_secs(30),
+        || async {
+            let cards = read_cards(client).await?;
+            Ok(RUNS.iter().all(|(id, _)| {
+                cards.iter().any(|c| {
+                    c["id"] == *id && c["status"] == "complete" && c["finalBalance"].is_string()
+                })
+            }))
+        },
+    )
+    .await?;
+    let cards = read_cards(client).await?;
+    for ((id, _), expected) in RUNS.iter().zip(&balances) {
+        let card = cards
+            .iter()
+            .find(|c| c["id"] == *id)
+            .ok_or("card after reload")?;
+        let shown: f64 = card["finalBalance"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .ok_or("balance")?;
+        assert_eq!(shown, *expected, "{id} after a reload");
+    }
+
+    // A run that fails (a CSV that is not bars) shows its backtest_error on its card.
+    let bad_csv = std::env::temp_dir().join(format!("browser-demo-bad-{}.csv", std::process::id()));
+    std::fs::write(&bad_csv, "not,bars\n1,2\n")?;
+    let body = json!({ "backtest_id": "browser-broken", "data_path": bad_csv }).to_string();
+    let (status, reply) = demo.post("/api/v1/backtest/run", &body);
+    assert_eq!(status, 202, "{reply}");
+    let shown = wait_for_error_box(client).await;
+    let _ = std::fs::remove_file(&bad_csv);
+    let message = shown?;
+    assert!(
+        message.contains("could not load"),
+        "the error box says why: {message:?}"
+    );
     Ok(())
 }
 
+async fn wait_for_error_box(client: &Client) -> TestResult<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = client
+            .execute(
+                "const e = document.querySelector(
+                   '.run-card[data-backtest-id=\"browser-broken\"][data-status=\"error\"] .error-box .error-message');
+                 return e ? e.textContent : null;",
+                vec![],
+            )
+            .await?;
+        if let Value::String(text) = text {
+            return Ok(text);
+        }
+        if Instant::now() >= deadline {
+            return Err("the failed run's error box did not appear within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// What the page shows of each run card, read through the page's stable hooks.
-async fn cards(client: &Client) -> TestResult<Vec<Value>> {
+async fn read_cards(client: &Client) -> TestResult<Vec<Value>> {
     let value = client
         .execute(
             r#"return [...document.querySelectorAll('#runs .run-card')].map((card) => {
