@@ -76,56 +76,167 @@ impl Drop for Driver {
     }
 }
 
+/// Headless Chromium through chromedriver, with a fresh profile.
+struct Browser {
+    client: Client,
+    driver: Driver,
+    profile: PathBuf,
+}
+
+impl Browser {
+    /// `None` (after saying why, past the test harness's capture) when Chromium or
+    /// chromedriver is missing and the environment does not require them.
+    async fn start(name: &str) -> Option<Browser> {
+        let chromium = find_in_path(&["chromium", "chromium-browser", "google-chrome"]);
+        let chromedriver = find_in_path(&["chromedriver"]);
+        let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+            let message = "browser test skipped: `chromium` and `chromedriver` are not both on \
+                           the PATH (Debian: apt-get install chromium chromium-driver)";
+            if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+                panic!("{message}, and {REQUIRE_ENV}=1 requires them");
+            }
+            // Straight to stderr: libtest captures only the print macros.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "{name}: {message}");
+            return None;
+        };
+        let driver = Driver::start(&chromedriver);
+        let profile = std::env::temp_dir().join(format!(
+            "backtest-stream-chromium-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).expect("a temp profile directory");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1440,1180", "--hide-scrollbars",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a WebDriver session with headless Chromium");
+        Some(Browser {
+            client,
+            driver,
+            profile,
+        })
+    }
+
+    /// Ends the session, chromedriver and the profile, then reports the outcome.
+    async fn finish(self, outcome: Result<TestResult, tokio::time::error::Elapsed>) {
+        let _ = self.client.close().await;
+        drop(self.driver);
+        let _ = std::fs::remove_dir_all(&self.profile);
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => panic!("{error}"),
+            Err(_) => panic!("the browser test took more than {BUDGET:?}"),
+        }
+    }
+}
+
+const BUDGET: Duration = Duration::from_secs(180);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_started_from_the_form_finish_side_by_side() {
-    let chromium = find_in_path(&["chromium", "chromium-browser", "google-chrome"]);
-    let chromedriver = find_in_path(&["chromedriver"]);
-    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
-        let message = "browser test skipped: `chromium` and `chromedriver` are not both on the PATH \
-                       (Debian: apt-get install chromium chromium-driver)";
-        if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-            panic!("{message}, and {REQUIRE_ENV}=1 requires them");
-        }
-        eprintln!("{message}");
+    let Some(browser) = Browser::start("two_runs").await else {
         return;
     };
-
     let demo = Demo::start();
-    let driver = Driver::start(&chromedriver);
-    let profile = std::env::temp_dir().join(format!(
-        "backtest-stream-chromium-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    ));
-    std::fs::create_dir_all(&profile).expect("a temp profile directory");
+    let outcome = tokio::time::timeout(BUDGET, drive(&browser.client, &demo)).await;
+    browser.finish(outcome).await;
+}
 
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1440,1180", "--hide-scrollbars",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_reconnects_after_the_server_restarts() {
+    let Some(browser) = Browser::start("reconnect").await else {
+        return;
+    };
+    let demo = Demo::start();
+    let outcome = tokio::time::timeout(BUDGET, reconnect(&browser.client, demo)).await;
+    browser.finish(outcome).await;
+}
+
+async fn wait_live(client: &Client) -> TestResult {
+    wait_until(
+        client,
+        "the WebSocket is live",
+        Duration::from_secs(30),
+        || async {
+            let state = client
+                .execute(
+                    "const b = document.querySelector('#connection-status');
+                 return b.getAttribute('data-state') + ' ' + b.textContent.trim();",
+                    vec![],
+                )
+                .await?;
+            Ok(state.as_str() == Some("open Live"))
+        },
+    )
+    .await
+}
+
+async fn badge_state(client: &Client) -> TestResult<String> {
+    let state = client
+        .execute(
+            "return document.querySelector('#connection-status').getAttribute('data-state');",
+            vec![],
+        )
+        .await?;
+    Ok(state.as_str().unwrap_or_default().to_owned())
+}
+
+/// The demo stops and starts again on the same address: the page shows it is offline,
+/// reconnects by itself, and follows a run of the new server.
+async fn reconnect(client: &Client, demo: Demo) -> TestResult {
+    client.goto(&format!("{}/", demo.base)).await?;
+    wait_live(client).await?;
+    let addr = demo.addr;
+    drop(demo);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while badge_state(client).await? != "closed" {
+        if Instant::now() >= deadline {
+            return Err("the badge never showed the connection as closed".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let demo = Demo::start_at(addr);
+    wait_live(client).await?;
+    let (status, reply) = demo.post(
+        "/api/v1/backtest/run",
+        r#"{"backtest_id":"after-restart","bars":500,"bar_delay_us":0}"#,
     );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a WebDriver session with headless Chromium");
-
-    let outcome = tokio::time::timeout(Duration::from_secs(180), drive(&client, &demo)).await;
-    let _ = client.close().await;
-    drop(driver);
-    let _ = std::fs::remove_dir_all(&profile);
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => panic!("{error}"),
-        Err(_) => panic!("the browser test took more than 180 s"),
+    assert_eq!(status, 202, "{reply}");
+    let done = demo.wait_finished("after-restart", Duration::from_secs(60));
+    let expected = done["results"]["final_balance"]
+        .as_f64()
+        .ok_or("a balance")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cards = read_cards(client).await?;
+        let shown = cards
+            .iter()
+            .find(|c| c["id"] == "after-restart")
+            .and_then(|c| c["finalBalance"].as_str())
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(shown) = shown {
+            assert_eq!(shown, expected);
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no results for the run after the restart: {cards:#?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -42,8 +42,13 @@ pub struct Demo {
 impl Demo {
     /// Starts the demo on a free port and reads its URL from the first stdout line.
     pub fn start() -> Demo {
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts the demo on `addr` (port 0: a free one).
+    pub fn start_at(addr: SocketAddr) -> Demo {
         let mut child = Command::new(demo_binary())
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", &addr.to_string()])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
