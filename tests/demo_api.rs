@@ -180,6 +180,35 @@ fn the_dashboard_and_the_websocket_route_are_served() {
     // A plain GET on /ws is not a WebSocket handshake.
     let (status, _) = demo_support::http(demo.addr, "GET", "/ws", None);
     assert_eq!(status, 400);
+    // The wrong method on an API path: JSON too.
+    let (status, body) = demo.get("/api/v1/backtest/run");
+    assert_eq!(status, 405, "{body}");
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn a_page_of_another_site_cannot_open_the_stream() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let demo = Demo::start();
+    let url = format!("ws://{}/ws", demo.addr);
+    let mut request = url.as_str().into_client_request().expect("a request");
+    request
+        .headers_mut()
+        .insert("Origin", HeaderValue::from_static("http://evil.example"));
+    let refused = tokio_tungstenite::connect_async(request).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("a cross-origin handshake must be refused, got {other:?}"),
+    }
+    // The page's own origin is welcome.
+    let mut request = url.as_str().into_client_request().expect("a request");
+    let origin = HeaderValue::from_str(&demo.base).expect("an origin");
+    request.headers_mut().insert("Origin", origin);
+    assert!(tokio_tungstenite::connect_async(request).await.is_ok());
 }
 
 #[tokio::test]

@@ -147,6 +147,14 @@ pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint")
 }
 
+/// A known path with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this path",
+    )
+}
+
 /// Validates a run request; every field is optional.
 pub fn parse_request(body: &[u8]) -> Result<RunSpec, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {

@@ -149,6 +149,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         .route("/api/v1/backtest/{id}", get(api::get_run))
         .route("/api/v1/backtests", get(api::list_runs))
         .route("/api/{*rest}", axum::routing::any(api::not_found))
+        .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(app);
 
     let listener = tokio::net::TcpListener::bind(options.addr)
