@@ -1,0 +1,544 @@
+//! The dashboard in a real browser: the demo binary on 127.0.0.1:0, headless Chromium
+//! driven through chromedriver (WebDriver, with fantoccini).
+//!
+//! Without `chromium` and `chromedriver` on the PATH the test prints why and passes,
+//! unless `BACKTEST_STREAM_REQUIRE_BROWSER=1` (as in `.ci/run`), then it fails.
+//! `UPDATE_DASHBOARD_SCREENSHOT=1` saves the finished page to `docs/dashboard.png`.
+#![cfg(all(feature = "server", feature = "csv"))]
+
+mod demo_support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use demo_support::Demo;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const REQUIRE_ENV: &str = "BACKTEST_STREAM_REQUIRE_BROWSER";
+const SCREENSHOT_ENV: &str = "UPDATE_DASHBOARD_SCREENSHOT";
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+fn find_in_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// chromedriver, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(binary: &Path) -> Driver {
+        // A free port: bind port 0, read it, release it for chromedriver.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                panic!("chromedriver exited at start: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Headless Chromium through chromedriver, with a fresh profile.
+struct Browser {
+    client: Client,
+    driver: Driver,
+    profile: PathBuf,
+}
+
+impl Browser {
+    /// `None` (after saying why, past the test harness's capture) when Chromium or
+    /// chromedriver is missing and the environment does not require them.
+    async fn start(name: &str) -> Option<Browser> {
+        let chromium = find_in_path(&["chromium", "chromium-browser", "google-chrome"]);
+        let chromedriver = find_in_path(&["chromedriver"]);
+        let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+            let message = "browser test skipped: `chromium` and `chromedriver` are not both on \
+                           the PATH (Debian: apt-get install chromium chromium-driver)";
+            if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+                panic!("{message}, and {REQUIRE_ENV}=1 requires them");
+            }
+            // Straight to stderr: libtest captures only the print macros.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "{name}: {message}");
+            return None;
+        };
+        let driver = Driver::start(&chromedriver);
+        let profile = std::env::temp_dir().join(format!(
+            "backtest-stream-chromium-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).expect("a temp profile directory");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1440,1180", "--hide-scrollbars",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a WebDriver session with headless Chromium");
+        Some(Browser {
+            client,
+            driver,
+            profile,
+        })
+    }
+
+    /// Ends the session, chromedriver and the profile, then reports the outcome.
+    async fn finish(self, outcome: Result<TestResult, tokio::time::error::Elapsed>) {
+        let _ = self.client.close().await;
+        drop(self.driver);
+        let _ = std::fs::remove_dir_all(&self.profile);
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => panic!("{error}"),
+            Err(_) => panic!("the browser test took more than {BUDGET:?}"),
+        }
+    }
+}
+
+const BUDGET: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_started_from_the_form_finish_side_by_side() {
+    let Some(browser) = Browser::start("two_runs").await else {
+        return;
+    };
+    let demo = Demo::start();
+    let outcome = tokio::time::timeout(BUDGET, drive(&browser.client, &demo)).await;
+    browser.finish(outcome).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_reconnects_after_the_server_restarts() {
+    let Some(browser) = Browser::start("reconnect").await else {
+        return;
+    };
+    let demo = Demo::start();
+    let outcome = tokio::time::timeout(BUDGET, reconnect(&browser.client, demo)).await;
+    browser.finish(outcome).await;
+}
+
+async fn wait_live(client: &Client) -> TestResult {
+    wait_until(
+        client,
+        "the WebSocket is live",
+        Duration::from_secs(30),
+        || async {
+            let state = client
+                .execute(
+                    "const b = document.querySelector('#connection-status');
+                 return b.getAttribute('data-state') + ' ' + b.textContent.trim();",
+                    vec![],
+                )
+                .await?;
+            Ok(state.as_str() == Some("open Live"))
+        },
+    )
+    .await
+}
+
+async fn badge_state(client: &Client) -> TestResult<String> {
+    let state = client
+        .execute(
+            "return document.querySelector('#connection-status').getAttribute('data-state');",
+            vec![],
+        )
+        .await?;
+    Ok(state.as_str().unwrap_or_default().to_owned())
+}
+
+/// The demo stops and starts again on the same address: the page shows it is offline,
+/// reconnects by itself, and follows a run of the new server.
+async fn reconnect(client: &Client, demo: Demo) -> TestResult {
+    client.goto(&format!("{}/", demo.base)).await?;
+    wait_live(client).await?;
+    let addr = demo.addr;
+    drop(demo);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while badge_state(client).await? != "closed" {
+        if Instant::now() >= deadline {
+            return Err("the badge never showed the connection as closed".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let demo = Demo::start_at(addr);
+    wait_live(client).await?;
+    let (status, reply) = demo.post(
+        "/api/v1/backtest/run",
+        r#"{"backtest_id":"after-restart","bars":500,"bar_delay_us":0}"#,
+    );
+    assert_eq!(status, 202, "{reply}");
+    let done = demo.wait_finished("after-restart", Duration::from_secs(60));
+    let expected = done["results"]["final_balance"]
+        .as_f64()
+        .ok_or("a balance")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cards = read_cards(client).await?;
+        let shown = cards
+            .iter()
+            .find(|c| c["id"] == "after-restart")
+            .and_then(|c| c["finalBalance"].as_str())
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(shown) = shown {
+            assert_eq!(shown, expected);
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no results for the run after the restart: {cards:#?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The runs: (id, form values).
+const RUNS: [(&str, &[(&str, &str)]); 2] = [
+    (
+        "browser-eurusd",
+        &[
+            ("symbol", "EURUSD"),
+            ("bars", "1500"),
+            ("bar_delay_us", "1500"),
+            ("fast", "5"),
+            ("slow", "20"),
+        ],
+    ),
+    (
+        "browser-gbpusd",
+        &[
+            ("symbol", "GBPUSD"),
+            ("timeframe", "M15"),
+            ("bars", "1800"),
+            ("bar_delay_us", "1500"),
+            ("fast", "8"),
+            ("slow", "30"),
+            ("size", "25"),
+        ],
+    ),
+];
+
+async fn drive(client: &Client, demo: &Demo) -> TestResult {
+    client.goto(&format!("{}/", demo.base)).await?;
+    // Subscribed: the badge says Live once the server confirmed the subscription.
+    wait_until(
+        client,
+        "the WebSocket is live",
+        Duration::from_secs(30),
+        || async {
+            let state = client
+                .execute(
+                    "const b = document.querySelector('#connection-status');
+                 return b.getAttribute('data-state') + ' ' + b.textContent.trim();",
+                    vec![],
+                )
+                .await?;
+            Ok(state.as_str() == Some("open Live"))
+        },
+    )
+    .await?;
+
+    for (id, fields) in RUNS {
+        let form = client.find(Locator::Css("#run-form")).await?;
+        for (name, value) in fields.iter().chain([("backtest_id", id)].iter()) {
+            let input = form.find(Locator::Css(&format!("[name='{name}']"))).await?;
+            input.clear().await?;
+            input.send_keys(value).await?;
+        }
+        client
+            .find(Locator::Css("#start-run"))
+            .await?
+            .click()
+            .await?;
+        let expected = format!("Started {id}");
+        wait_until(
+            client,
+            "the form confirms the start",
+            Duration::from_secs(10),
+            || {
+                let expected = expected.clone();
+                async move {
+                    let ok = client
+                        .execute(
+                            "const e = document.querySelector('#form-ok');
+                         return e.hidden ? '' : e.textContent;",
+                            vec![],
+                        )
+                        .await?;
+                    Ok(ok.as_str() == Some(expected.as_str()))
+                }
+            },
+        )
+        .await?;
+    }
+
+    // Both run side by side: seen running with some progress before finishing.
+    let mut seen_partial = [false, false];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let cards = read_cards(client).await?;
+        let mut done = 0;
+        for (i, (id, _)) in RUNS.iter().enumerate() {
+            if let Some(card) = cards.iter().find(|c| c["id"] == *id) {
+                let p = card["progress"]
+                    .as_str()
+                    .and_then(|p| p.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                if card["status"] == "running" && p > 0.0 && p < 100.0 {
+                    seen_partial[i] = true;
+                }
+                if card["status"] == "complete" {
+                    done += 1;
+                }
+            }
+        }
+        if done == RUNS.len() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("the runs did not both complete within 90 s: {cards:#?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen_partial.iter().any(|s| *s),
+        "a run was seen in progress on the page before it finished"
+    );
+
+    // Let the last frame render (flushes are coalesced per animation frame).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let cards = read_cards(client).await?;
+    assert_eq!(cards.len(), RUNS.len(), "one card per run: {cards:#?}");
+    let mut balances = Vec::new();
+    for (id, _) in RUNS {
+        let card = cards
+            .iter()
+            .find(|c| c["id"] == id)
+            .ok_or_else(|| format!("no card for {id}"))?;
+        assert_eq!(card["status"], "complete", "{card}");
+        assert_eq!(card["progress"], "100", "the progress bar of {id}: {card}");
+        assert_eq!(card["progressText"], "100.0 %", "{card}");
+
+        let (status, rest) = demo.get(&format!("/api/v1/backtest/{id}"));
+        assert_eq!(status, 200, "{rest}");
+        assert_eq!(rest["status"], "complete", "{rest}");
+        let expected = rest["results"]["final_balance"]
+            .as_f64()
+            .ok_or_else(|| format!("no final_balance for {id}: {rest}"))?;
+        let shown: f64 = card["finalBalance"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no final balance in the results table of {id}: {card}"))?;
+        assert_eq!(shown, expected, "final_balance of {id}: page vs REST");
+        assert!(
+            card["finalBalanceText"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty() && t != "—"),
+            "{card}"
+        );
+        balances.push(expected);
+
+        // The log pane: lines of this run only, with its trades.
+        let lines = card["logs"].as_array().ok_or("no log lines")?;
+        let trades = rest["results"]["total_trades"].as_u64().unwrap_or(0);
+        assert!(trades > 0, "the run traded: {rest}");
+        assert!(!lines.is_empty(), "the log pane of {id} shows lines");
+        for line in lines {
+            assert_eq!(
+                line["id"], id,
+                "a line of another run in {id}'s pane: {line}"
+            );
+        }
+        let trade_lines = lines
+            .iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("Trade executed"))
+            })
+            .count();
+        assert!(trade_lines > 0, "{id}'s pane shows its trades: {lines:?}");
+    }
+    assert_ne!(balances[0], balances[1], "two different runs");
+
+    // No error notice, and no backtest_error on the page.
+    let errors = client
+        .execute(
+            "return document.querySelectorAll('.error-box, .server-error-notice').length;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(errors, json!(0));
+
+    if std::env::var(SCREENSHOT_ENV).is_ok_and(|v| v == "1") {
+        let png = client.screenshot().await?;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
+        std::fs::create_dir_all(path.parent().ok_or("docs/")?)?;
+        std::fs::write(&path, png)?;
+        eprintln!("saved {}", path.display());
+    }
+
+    // A reload: the page rebuilds both finished runs from the hub's snapshot and the
+    // REST listing, with the same results.
+    client.refresh().await?;
+    wait_until(
+        client,
+        "the reloaded page shows both results",
+        Duration::from_secs(30),
+        || async {
+            let cards = read_cards(client).await?;
+            Ok(RUNS.iter().all(|(id, _)| {
+                cards.iter().any(|c| {
+                    c["id"] == *id && c["status"] == "complete" && c["finalBalance"].is_string()
+                })
+            }))
+        },
+    )
+    .await?;
+    let cards = read_cards(client).await?;
+    for ((id, _), expected) in RUNS.iter().zip(&balances) {
+        let card = cards
+            .iter()
+            .find(|c| c["id"] == *id)
+            .ok_or("card after reload")?;
+        let shown: f64 = card["finalBalance"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .ok_or("balance")?;
+        assert_eq!(shown, *expected, "{id} after a reload");
+    }
+
+    // A run that fails (a CSV that is not bars) shows its backtest_error on its card.
+    let bad_csv = std::env::temp_dir().join(format!("browser-demo-bad-{}.csv", std::process::id()));
+    std::fs::write(&bad_csv, "not,bars\n1,2\n")?;
+    let body = json!({ "backtest_id": "browser-broken", "data_path": bad_csv }).to_string();
+    let (status, reply) = demo.post("/api/v1/backtest/run", &body);
+    assert_eq!(status, 202, "{reply}");
+    let shown = wait_for_error_box(client).await;
+    let _ = std::fs::remove_file(&bad_csv);
+    let message = shown?;
+    assert!(
+        message.contains("could not load"),
+        "the error box says why: {message:?}"
+    );
+    Ok(())
+}
+
+async fn wait_for_error_box(client: &Client) -> TestResult<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = client
+            .execute(
+                "const e = document.querySelector(
+                   '.run-card[data-backtest-id=\"browser-broken\"][data-status=\"error\"] .error-box .error-message');
+                 return e ? e.textContent : null;",
+                vec![],
+            )
+            .await?;
+        if let Value::String(text) = text {
+            return Ok(text);
+        }
+        if Instant::now() >= deadline {
+            return Err("the failed run's error box did not appear within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the page shows of each run card, read through the page's stable hooks.
+async fn read_cards(client: &Client) -> TestResult<Vec<Value>> {
+    let value = client
+        .execute(
+            r#"return [...document.querySelectorAll('#runs .run-card')].map((card) => {
+                 const balance = card.querySelector('.results .result-final-balance');
+                 return {
+                   id: card.getAttribute('data-backtest-id'),
+                   status: card.getAttribute('data-status'),
+                   progress: card.querySelector('.progress-bar').getAttribute('data-progress'),
+                   progressText: card.querySelector('.progress-text').textContent,
+                   finalBalance: balance ? balance.getAttribute('data-value') : null,
+                   finalBalanceText: balance ? balance.textContent : null,
+                   logs: [...card.querySelectorAll('.log-line')].map((l) => ({
+                     id: l.getAttribute('data-backtest-id'),
+                     message: l.querySelector('.log-msg').textContent,
+                   })),
+                 };
+               });"#,
+            vec![],
+        )
+        .await?;
+    match value {
+        Value::Array(cards) => Ok(cards),
+        other => Err(format!("unexpected cards: {other}").into()),
+    }
+}
+
+async fn wait_until<F, Fut>(
+    _client: &Client,
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> TestResult
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = TestResult<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out after {timeout:?} waiting until {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

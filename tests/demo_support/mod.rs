@@ -1,0 +1,162 @@
+//! Shared helpers for the demo tests: the real demo binary on 127.0.0.1:0 and a tiny
+//! HTTP/1.1 client on a real TCP socket.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The demo example's binary, built by cargo next to this test's binary.
+pub fn demo_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/demo
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary is in target/<profile>/deps");
+    let demo = profile_dir
+        .join("examples")
+        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        demo.is_file(),
+        "the demo binary is missing at {}: `cargo test --all-features` builds it; when running \
+         one test alone, build it first with `cargo build --all-features --example demo`",
+        demo.display()
+    );
+    demo
+}
+
+/// The demo, running; killed when dropped.
+pub struct Demo {
+    child: Child,
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub base: String,
+    pub addr: SocketAddr,
+}
+
+impl Demo {
+    /// Starts the demo on a free port and reads its URL from the first stdout line.
+    pub fn start() -> Demo {
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts the demo on `addr` (port 0: a free one).
+    pub fn start_at(addr: SocketAddr) -> Demo {
+        let mut child = Command::new(demo_binary())
+            .args(["--addr", &addr.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the demo binary");
+        let stdout = child.stdout.take().expect("the demo's stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep draining so that the demo never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let first = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the demo printed no URL within 30 s");
+            }
+        };
+        let url = first
+            .strip_prefix("Dashboard: ")
+            .unwrap_or_else(|| panic!("unexpected first line from the demo: {first:?}"));
+        let base = url.trim_end_matches('/').to_owned();
+        let addr = base
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        Demo { child, base, addr }
+    }
+
+    /// `GET path` → (status, JSON body).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let (status, body) = http(self.addr, "GET", path, None);
+        (status, json(&body))
+    }
+
+    /// `POST path` with `body` → (status, JSON body).
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let (status, body) = http(self.addr, "POST", path, Some(body));
+        (status, json(&body))
+    }
+
+    /// Polls `GET /api/v1/backtest/{id}` until the run is no longer running.
+    pub fn wait_finished(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(&format!("/api/v1/backtest/{id}"));
+            assert_eq!(status, 200, "GET {id}: {body}");
+            if body["status"] != "running" {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {id} still running after {timeout:?}: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns the status and the body.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the demo");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("set a read timeout");
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .expect("read the response");
+    let response = String::from_utf8(response).expect("a UTF-8 response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {response:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "this client reads only length-delimited bodies: {head}"
+    );
+    (status, body.to_owned())
+}
