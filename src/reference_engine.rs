@@ -23,7 +23,9 @@
 //! - A position still open after the last bar is closed at the last bar's close
 //!   (without slippage) and counts as a trade, so the final balance is the equity at the
 //!   last bar.
-//! - Each fill is logged at INFO through [`log`]: `Trade executed: BUY 1 @ 179.13`.
+//! - Each fill is logged at INFO through [`log`]: `Trade executed: BUY 1 @ 179.13` (prices
+//!   with at most six decimals, trailing zeros trimmed; the key-value `function` names
+//!   `fill` or `close_position`).
 //! - The metrics are those of [`crate::metrics`], computed from the per-bar equity.
 
 use std::fmt;
@@ -665,7 +667,7 @@ fn fill(
     rejected_orders: &mut u64,
 ) {
     let open = |side: Side, size: f64, price: f64, verb: &str| {
-        log::info!("Trade executed: {verb} {size} @ {price}");
+        log::info!(function = "fill"; "Trade executed: {verb} {size} @ {}", LogPrice(price));
         Position {
             side,
             size,
@@ -700,8 +702,25 @@ fn fill(
                     side: Side::Short, ..
                 }) => "short",
             };
-            log::warn!("Order rejected at bar {index}: {order:?} while {state}");
+            log::warn!(function = "fill"; "Order rejected at bar {index}: {order:?} while {state}");
         }
+    }
+}
+
+/// A price as log lines show it: at most six decimals, trailing zeros trimmed
+/// (`179.13`, `1.084215`), so synthetic prices read like quotes. Formatted only when the
+/// record is actually logged.
+struct LogPrice(f64);
+
+impl std::fmt::Display for LogPrice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = format!("{:.6}", self.0);
+        let trimmed = if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            &text
+        };
+        f.write_str(trimmed)
     }
 }
 
@@ -719,9 +738,13 @@ fn close_position(
     };
     let size = position.size;
     if at_end {
-        log::info!("Trade executed: {verb} {size} @ {price} (closing at the end of the data)");
+        log::info!(
+            function = "close_position";
+            "Trade executed: {verb} {size} @ {} (closing at the end of the data)",
+            LogPrice(price)
+        );
     } else {
-        log::info!("Trade executed: {verb} {size} @ {price}");
+        log::info!(function = "close_position"; "Trade executed: {verb} {size} @ {}", LogPrice(price));
     }
     let pnl = position.pnl_at(price);
     *cash += pnl;

@@ -62,13 +62,20 @@ fn log_messages(events: &[Arc<Event>]) -> Vec<String> {
         .collect()
 }
 
+/// A price as the engine's log lines write it: six decimals, trailing zeros trimmed.
+fn log_price(price: f64) -> String {
+    let text = format!("{price:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// The fill log lines a report's trades imply, in order.
 fn expected_fill_logs(report: &BacktestReport) -> Vec<String> {
     let mut lines = Vec::new();
     for trade in &report.trades {
         lines.push(format!(
             "Trade executed: BUY {} @ {}",
-            trade.size, trade.entry_price
+            trade.size,
+            log_price(trade.entry_price)
         ));
         let suffix = if trade.closed_at_end {
             " (closing at the end of the data)"
@@ -77,7 +84,8 @@ fn expected_fill_logs(report: &BacktestReport) -> Vec<String> {
         };
         lines.push(format!(
             "Trade executed: SELL {} @ {}{suffix}",
-            trade.size, trade.exit_price
+            trade.size,
+            log_price(trade.exit_price)
         ));
     }
     lines
