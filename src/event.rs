@@ -133,19 +133,109 @@ impl Event {
 
     /// Appends the event's JSON (`{"type":...,"data":{...}}`) to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serializing these types into memory cannot fail: every map key is a string and
-        // every value is representable (non-finite floats are written as null).
-        if serde_json::to_writer(&mut *out, self).is_err() {
-            unreachable_serialization();
+        if out.is_empty() {
+            // Reuse the buffer: an empty Vec is valid UTF-8.
+            let mut text = String::from_utf8(std::mem::take(out)).unwrap_or_default();
+            self.write_json_text(&mut text);
+            *out = text.into_bytes();
+        } else {
+            let mut text = String::with_capacity(256);
+            self.write_json_text(&mut text);
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+
+    /// Appends the event's JSON to `out`: the same bytes serde_json writes for it, but
+    /// the frequent events are written by hand (see `json_text`).
+    pub(crate) fn write_json_text(&self, out: &mut String) {
+        use crate::json_text::{f64_or_null, string, u64};
+        match self {
+            Event::BacktestProgress(p) => {
+                out.push_str(r#"{"type":"backtest_progress","data":{"backtest_id":"#);
+                string(out, p.backtest_id.as_str());
+                out.push_str(r#","progress":"#);
+                f64_or_null(out, p.progress);
+                out.push_str(r#","status":"#);
+                string(out, &p.status);
+                out.push_str(r#","bars_processed":"#);
+                u64(out, p.bars_processed);
+                out.push_str(r#","total_bars":"#);
+                u64(out, p.total_bars);
+                out.push_str(r#","current_date":"#);
+                string(out, &p.current_date);
+                out.push_str(r#","trades_count":"#);
+                u64(out, p.trades_count);
+                out.push_str(r#","current_pnl":"#);
+                f64_or_null(out, p.current_pnl);
+                out.push_str(r#","timestamp":"#);
+                p.timestamp.write_json_text(out);
+                out.push_str("}}");
+            }
+            Event::LogEntry(l) => {
+                out.push_str(r#"{"type":"log_entry","data":{"backtest_id":"#);
+                match &l.backtest_id {
+                    Some(id) => string(out, id.as_str()),
+                    None => out.push_str("null"),
+                }
+                out.push_str(r#","timestamp":"#);
+                l.timestamp.write_json_text(out);
+                out.push_str(r#","level":""#);
+                out.push_str(l.level.as_str());
+                out.push_str(r#"","message":"#);
+                string(out, &l.message);
+                out.push_str(r#","module":"#);
+                string(out, &l.module);
+                out.push_str(r#","function":"#);
+                string(out, &l.function);
+                out.push_str(r#","line":"#);
+                u64(out, u64::from(l.line));
+                out.push_str(r#","logger_name":"#);
+                string(out, &l.logger_name);
+                out.push_str("}}");
+            }
+            Event::BacktestStart(s) => {
+                out.push_str(r#"{"type":"backtest_start","data":{"backtest_id":"#);
+                string(out, s.backtest_id.as_str());
+                out.push_str(r#","variant":"#);
+                string(out, &s.variant);
+                out.push_str(r#","symbol":"#);
+                string(out, &s.symbol);
+                out.push_str(r#","timeframe":"#);
+                string(out, &s.timeframe);
+                out.push_str(r#","start_date":"#);
+                string(out, &s.start_date);
+                out.push_str(r#","end_date":"#);
+                string(out, &s.end_date);
+                out.push_str(r#","timestamp":"#);
+                s.timestamp.write_json_text(out);
+                out.push_str("}}");
+            }
+            Event::BacktestError(e) => {
+                out.push_str(r#"{"type":"backtest_error","data":{"backtest_id":"#);
+                string(out, e.backtest_id.as_str());
+                out.push_str(r#","error":"#);
+                string(out, &e.error);
+                out.push_str(r#","error_details":"#);
+                string(out, &e.error_details);
+                out.push_str(r#","timestamp":"#);
+                e.timestamp.write_json_text(out);
+                out.push_str("}}");
+            }
+            // Rare and with an open results map: serde_json writes it. Serializing these
+            // types into memory cannot fail: every map key is a string and every value
+            // is representable (non-finite floats are written as null).
+            Event::BacktestComplete(_) => match serde_json::to_string(self) {
+                Ok(text) => out.push_str(&text),
+                Err(_) => unreachable_serialization(),
+            },
         }
     }
 
     /// The event's JSON text (`{"type":...,"data":{...}}`).
     pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(256);
-        self.write_json(&mut out);
-        // serde_json only writes valid UTF-8.
-        String::from_utf8(out).unwrap_or_default()
+        let mut out = String::with_capacity(256);
+        self.write_json_text(&mut out);
+        out
     }
 
     /// Parses an event from its JSON text. Unknown keys (such as a frame's `topic` and

@@ -82,15 +82,29 @@ impl Timestamp {
     fn format_buf(&self) -> [u8; FORMATTED_LEN] {
         let t = self.0;
         let mut buf = *b"0000-00-00T00:00:00.000Z";
-        let year = t.year().clamp(0, 9999) as u32;
-        put_digits(&mut buf[0..4], year);
-        put_digits(&mut buf[5..7], u32::from(u8::from(t.month())));
-        put_digits(&mut buf[8..10], u32::from(t.day()));
-        put_digits(&mut buf[11..13], u32::from(t.hour()));
-        put_digits(&mut buf[14..16], u32::from(t.minute()));
-        put_digits(&mut buf[17..19], u32::from(t.second()));
-        put_digits(&mut buf[20..23], u32::from(t.millisecond()));
+        // One calendar computation for the date and one for the time of day.
+        let (year, month, day) = t.to_calendar_date();
+        let (hour, minute, second, milli) = t.to_hms_milli();
+        put_digits(&mut buf[0..4], year.clamp(0, 9999) as u32);
+        put_digits(&mut buf[5..7], u32::from(u8::from(month)));
+        put_digits(&mut buf[8..10], u32::from(day));
+        put_digits(&mut buf[11..13], u32::from(hour));
+        put_digits(&mut buf[14..16], u32::from(minute));
+        put_digits(&mut buf[17..19], u32::from(second));
+        put_digits(&mut buf[20..23], u32::from(milli));
         buf
+    }
+
+    /// Appends the timestamp as a JSON string (what its `Serialize` writes).
+    pub(crate) fn write_json_text(&self, out: &mut String) {
+        let buf = self.format_buf();
+        // The buffer is ASCII by construction.
+        if let Ok(text) = std::str::from_utf8(&buf) {
+            out.reserve(FORMATTED_LEN + 2);
+            out.push('"');
+            out.push_str(text);
+            out.push('"');
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! for `snapshot`.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -11,15 +10,15 @@ use crate::{BacktestId, Envelope, Event, EventKind};
 /// Serializes an envelope once into the frame every client gets:
 /// `{"type":...,"data":{...},"topic":"...","seq":N}`.
 pub(crate) fn event_frame(envelope: &Envelope, seq: u64) -> Utf8Bytes {
-    let mut out = Vec::with_capacity(384);
-    envelope.write_json(&mut out);
-    if out.last() == Some(&b'}') {
+    let mut out = String::with_capacity(384);
+    envelope.write_json_text(&mut out);
+    if out.ends_with('}') {
         out.pop();
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, ",\"seq\":{seq}}}");
+        out.push_str(",\"seq\":");
+        crate::json_text::u64(&mut out, seq);
+        out.push('}');
     }
-    // serde_json writes valid UTF-8, and so does the line above.
-    Utf8Bytes::from(String::from_utf8(out).unwrap_or_default())
+    Utf8Bytes::from(out)
 }
 
 /// One retained event.
