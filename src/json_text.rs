@@ -59,10 +59,16 @@ fn number(out: &mut String, write: impl FnOnce(&mut &mut [u8]) -> std::io::Resul
     let mut rest: &mut [u8] = &mut buf;
     if write(&mut rest).is_ok() {
         let len = 40 - rest.len();
-        if let Ok(text) = std::str::from_utf8(&buf[..len]) {
-            out.push_str(text);
-        }
+        ascii(out, &buf[..len]);
     }
+}
+
+/// Appends bytes known to be ASCII (digits, signs, `.`, `e`, `-`, `:`, `T`, `Z`).
+#[inline]
+pub(crate) fn ascii(out: &mut String, bytes: &[u8]) {
+    debug_assert!(bytes.is_ascii());
+    // Each ASCII byte is one char; cheaper than validating the slice as UTF-8.
+    out.extend(bytes.iter().map(|&b| char::from(b)));
 }
 
 /// Appends an unsigned integer.

@@ -98,13 +98,11 @@ impl Timestamp {
     /// Appends the timestamp as a JSON string (what its `Serialize` writes).
     pub(crate) fn write_json_text(&self, out: &mut String) {
         let buf = self.format_buf();
+        out.reserve(FORMATTED_LEN + 2);
+        out.push('"');
         // The buffer is ASCII by construction.
-        if let Ok(text) = std::str::from_utf8(&buf) {
-            out.reserve(FORMATTED_LEN + 2);
-            out.push('"');
-            out.push_str(text);
-            out.push('"');
-        }
+        crate::json_text::ascii(out, &buf);
+        out.push('"');
     }
 }
 

@@ -389,7 +389,10 @@ fn json_text_matches_serde_json_byte_for_byte() {
         let mut out = b"prefix ".to_vec();
         event.write_json(&mut out);
         assert_eq!(out, format!("prefix {expected}").into_bytes());
-        for topic in [Topic::BACKTEST, Topic::new("quote\"topic").unwrap_or(Topic::LOGS)] {
+        for topic in [
+            Topic::BACKTEST,
+            Topic::new("quote\"topic").unwrap_or(Topic::LOGS),
+        ] {
             let envelope = Envelope::new(topic.clone(), event.clone());
             let topic_json = serde_json::to_string(topic.as_str()).unwrap();
             let with_topic = format!(
