@@ -29,28 +29,32 @@ struct Entry {
 }
 
 /// The latest known state of one run.
+/// Frames of the snapshot, with their seq.
+type Kept = Option<(u64, Utf8Bytes)>;
+
 #[derive(Default)]
 struct RunState {
-    start: Option<Utf8Bytes>,
-    progress: Option<Utf8Bytes>,
-    terminal: Option<Utf8Bytes>,
+    start: Kept,
+    progress: Kept,
+    terminal: Kept,
 }
 
 impl RunState {
-    fn set(&mut self, kind: EventKind, frame: &Utf8Bytes) {
+    fn set(&mut self, kind: EventKind, seq: u64, frame: &Utf8Bytes) {
         let slot = match kind {
             EventKind::BacktestStart => &mut self.start,
             EventKind::BacktestProgress => &mut self.progress,
             _ => &mut self.terminal,
         };
-        *slot = Some(frame.clone());
+        *slot = Some((seq, frame.clone()));
     }
 
-    fn frames(&self) -> impl Iterator<Item = &Utf8Bytes> {
+    fn frames(&self) -> impl Iterator<Item = (u64, &Utf8Bytes)> {
         self.start
             .iter()
             .chain(self.progress.iter())
             .chain(self.terminal.iter())
+            .map(|(seq, frame)| (*seq, frame))
     }
 }
 
@@ -120,11 +124,11 @@ impl TopicHistory {
         }
         // The common case (a run already known) costs one lookup.
         if let Some(run) = self.runs.get_mut(id) {
-            run.set(kind, frame);
+            run.set(kind, seq, frame);
             return;
         }
         let mut run = RunState::default();
-        run.set(kind, frame);
+        run.set(kind, seq, frame);
         self.run_order.push_back(id.clone());
         self.runs.insert(id.clone(), run);
         self.evict_runs();
@@ -147,7 +151,7 @@ impl TopicHistory {
 
     /// The retained events after `since` (for one run only, with a filter).
     pub(crate) fn replay(&self, since: u64, run: Option<&BacktestId>) -> Replay<'_> {
-        let oldest = self.entries.front().map_or(self.seq + 1, |e| e.seq);
+        let oldest = self.oldest();
         let missed = oldest.saturating_sub(since.saturating_add(1));
         let start = self.entries.partition_point(|e| e.seq <= since);
         let frames = self
@@ -159,8 +163,14 @@ impl TopicHistory {
         Replay { missed, frames }
     }
 
-    /// The state of every known run (or of one): start, latest progress, terminal.
-    pub(crate) fn snapshot(&self, run: Option<&BacktestId>) -> Vec<&Utf8Bytes> {
+    /// The seq of the oldest retained event (`head + 1` when none is retained).
+    pub(crate) fn oldest(&self) -> u64 {
+        self.entries.front().map_or(self.seq + 1, |e| e.seq)
+    }
+
+    /// The state of every known run (or of one): start, latest progress, terminal,
+    /// with their seq.
+    pub(crate) fn snapshot(&self, run: Option<&BacktestId>) -> Vec<(u64, &Utf8Bytes)> {
         match run {
             Some(id) => self
                 .runs
@@ -238,7 +248,7 @@ mod tests {
         publish(&mut history, progress("a", 2));
         let snapshot = history.snapshot(None);
         assert_eq!(snapshot.len(), 1);
-        assert!(snapshot[0].as_str().contains("\"bars_processed\":2"));
+        assert!(snapshot[0].1.as_str().contains("\"bars_processed\":2"));
         publish(&mut history, progress("b", 1));
         publish(&mut history, progress("c", 1));
         assert_eq!(history.snapshot(None).len(), 2);
