@@ -221,13 +221,34 @@ impl Event {
                 e.timestamp.write_json_text(out);
                 out.push_str("}}");
             }
-            // Rare and with an open results map: serde_json writes it. Serializing these
-            // types into memory cannot fail: every map key is a string and every value
-            // is representable (non-finite floats are written as null).
-            Event::BacktestComplete(_) => match serde_json::to_string(self) {
-                Ok(text) => out.push_str(&text),
-                Err(_) => unreachable_serialization(),
-            },
+            Event::BacktestComplete(c) => {
+                out.push_str(r#"{"type":"backtest_complete","data":{"backtest_id":"#);
+                string(out, c.backtest_id.as_str());
+                out.push_str(r#","final_balance":"#);
+                f64_or_null(out, c.final_balance);
+                out.push_str(r#","total_trades":"#);
+                u64(out, c.total_trades);
+                out.push_str(r#","win_rate":"#);
+                f64_or_null(out, c.win_rate);
+                out.push_str(r#","sharpe_ratio":"#);
+                f64_or_null(out, c.sharpe_ratio);
+                out.push_str(r#","drawdown":"#);
+                f64_or_null(out, c.drawdown);
+                out.push_str(r#","return_pct":"#);
+                f64_or_null(out, c.return_pct);
+                out.push_str(r#","duration_seconds":"#);
+                f64_or_null(out, c.duration_seconds);
+                out.push_str(r#","timestamp":"#);
+                c.timestamp.write_json_text(out);
+                out.push_str(r#","results":"#);
+                // The open results map is written by serde_json. Serializing a map of
+                // JSON values into memory cannot fail: every key is a string.
+                match serde_json::to_string(&c.results) {
+                    Ok(text) => out.push_str(&text),
+                    Err(_) => unreachable_serialization(),
+                }
+                out.push_str("}}");
+            }
         }
     }
 

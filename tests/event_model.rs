@@ -351,6 +351,25 @@ fn tricky_events(text: &str) -> Vec<Event> {
             line: 0,
             logger_name: text.into(),
         }),
+        Event::BacktestComplete(BacktestComplete {
+            backtest_id: run.clone(),
+            final_balance: 10_000.123456789,
+            total_trades: 3,
+            win_rate: f64::NAN,
+            sharpe_ratio: -0.0,
+            drawdown: 1e-300,
+            return_pct: f64::INFINITY,
+            duration_seconds: 1e21,
+            timestamp: ts(),
+            results: serde_json::json!({
+                text: text,
+                "trades": [{"side": text, "pnl": -1.25, "n": null, "ok": true}],
+                "nested": {"deep": [1, 2.5, "x"]},
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        }),
         Event::BacktestError(BacktestError {
             backtest_id: run,
             error: text.into(),
