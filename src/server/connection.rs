@@ -98,7 +98,7 @@ impl Hub {
             pending_close: None,
             close_sent: None,
             close_deadline: None,
-            stall_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            stall_timer: None,
             stall_armed: false,
         };
         let end = std::future::poll_fn(|cx| driver.poll_drive(cx)).await;
@@ -134,8 +134,9 @@ struct Driver<'h, S> {
     pending_close: Option<CloseRequest>,
     close_sent: Option<u16>,
     close_deadline: Option<Pin<Box<Sleep>>>,
-    /// Fires when writing has been blocked for the write-stall timeout.
-    stall_timer: Pin<Box<Sleep>>,
+    /// Fires when writing has been blocked for the write-stall timeout; made the
+    /// first time writing blocks (an idle connection never needs it).
+    stall_timer: Option<Pin<Box<Sleep>>>,
     /// Whether `stall_timer` runs (writing is blocked since it was set).
     stall_armed: bool,
 }
@@ -314,12 +315,15 @@ where
                 self.stall_armed = false;
             }
             if blocked {
+                let timer = self
+                    .stall_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::ZERO)));
                 if !self.stall_armed {
                     self.stall_armed = true;
                     let deadline = Instant::now() + self.hub.config().write_stall_timeout;
-                    self.stall_timer.as_mut().reset(deadline);
+                    timer.as_mut().reset(deadline);
                 }
-                if self.stall_timer.as_mut().poll(cx).is_ready() {
+                if timer.as_mut().poll(cx).is_ready() {
                     bump(&self.hub.shared.counters.dropped_write_stall);
                     return Poll::Ready(ConnectionEnd::WriteStalled);
                 }
