@@ -1,92 +1,79 @@
 //! Hand-written compact JSON output for the events on the hot path.
 //!
 //! It writes exactly the bytes serde_json's compact serializer writes (the
-//! `json_text_matches_serde_json` tests in `tests/event_model.rs` compare them byte for
-//! byte), but skips serde_json's per-byte escaping loop for the common string that
-//! needs no escape, and writes into a `String` so that the result needs no UTF-8
-//! validation. Numbers are formatted by serde_json's own formatter.
+//! `json_text_matches_serde_json_byte_for_byte` test in `tests/event_model.rs` compares
+//! them), but skips serde_json's per-byte escaping loop for the common string that
+//! needs no escape. Numbers are formatted by serde_json's own formatter.
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-/// Whether serde_json writes `bytes` verbatim inside quotes: no control character
-/// (below 0x20), no `"` and no `\`.
+/// The bytes serde_json escapes inside a string: control characters (below 0x20),
+/// `"` and `\\`.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// Whether serde_json writes `bytes` verbatim inside quotes.
 #[inline]
 fn verbatim(bytes: &[u8]) -> bool {
-    // A branch per 16 bytes rather than per byte, so the compiler can vectorise it.
+    // One table load per byte; a branch per 16 bytes for longer strings.
     let mut chunks = bytes.chunks_exact(16);
     for chunk in &mut chunks {
         let mut escape = false;
         for &b in chunk {
-            escape |= b < 0x20 || b == b'"' || b == b'\\';
+            escape |= ESCAPED[usize::from(b)];
         }
         if escape {
             return false;
         }
     }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+    !chunks.remainder().iter().any(|&b| ESCAPED[usize::from(b)])
 }
 
 /// Appends `value` as a JSON string (quoted and escaped as serde_json does).
 #[inline]
-pub(crate) fn string(out: &mut String, value: &str) {
-    if verbatim(value.as_bytes()) {
-        out.reserve(value.len() + 2);
-        out.push('"');
-        out.push_str(value);
-        out.push('"');
+pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
+    let bytes = value.as_bytes();
+    if verbatim(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
     } else {
         escaped(out, value);
     }
 }
 
 #[cold]
-fn escaped(out: &mut String, value: &str) {
-    // serde_json's own escaping, for the rare string that needs it. Serializing a
-    // string cannot fail.
-    if let Ok(text) = serde_json::to_string(value) {
-        out.push_str(&text);
-    }
-}
-
-/// Runs one of serde_json's number formatters on a stack buffer and appends the text.
-#[inline]
-fn number(out: &mut String, write: impl FnOnce(&mut &mut [u8]) -> std::io::Result<()>) {
-    // The longest f64 serde_json writes is 24 bytes, the longest u64 20.
-    let mut buf = [0u8; 40];
-    let mut rest: &mut [u8] = &mut buf;
-    if write(&mut rest).is_ok() {
-        let len = 40 - rest.len();
-        ascii(out, &buf[..len]);
-    }
-}
-
-/// Appends bytes known to be ASCII (digits, signs, `.`, `e`, `-`, `:`, `T`, `Z`).
-#[inline]
-pub(crate) fn ascii(out: &mut String, bytes: &[u8]) {
-    debug_assert!(bytes.is_ascii());
-    // Checking a short ASCII slice is a few word compares, cheaper than pushing it
-    // char by char.
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        out.push_str(text);
-    }
+fn escaped(out: &mut Vec<u8>, value: &str) {
+    // serde_json's own escaping, for the rare string that needs it. Writing a string
+    // into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// Appends an unsigned integer.
 #[inline]
-pub(crate) fn u64(out: &mut String, value: u64) {
-    number(out, |w| CompactFormatter.write_u64(w, value));
+pub(crate) fn u64(out: &mut Vec<u8>, value: u64) {
+    // Writing into a Vec cannot fail.
+    let _ = CompactFormatter.write_u64(out, value);
 }
 
 /// Appends a float as the `finite_or_null` fields are written: `null` when not finite.
 #[inline]
-pub(crate) fn f64_or_null(out: &mut String, value: f64) {
+pub(crate) fn f64_or_null(out: &mut Vec<u8>, value: f64) {
     if value.is_finite() {
-        number(out, |w| CompactFormatter.write_f64(w, value));
+        // Writing into a Vec cannot fail.
+        let _ = CompactFormatter.write_f64(out, value);
     } else {
-        out.push_str("null");
+        out.extend_from_slice(b"null");
     }
 }
 
@@ -113,9 +100,9 @@ mod tests {
             .map(String::from),
         );
         for sample in samples {
-            let mut ours = String::new();
+            let mut ours = Vec::new();
             string(&mut ours, &sample);
-            assert_eq!(ours, serde_json::to_string(&sample).unwrap(), "{sample:?}");
+            assert_eq!(ours, serde_json::to_vec(&sample).unwrap(), "{sample:?}");
         }
     }
 
@@ -134,19 +121,19 @@ mod tests {
             1e21,
             1e15,
         ] {
-            let mut ours = String::new();
+            let mut ours = Vec::new();
             f64_or_null(&mut ours, value);
-            assert_eq!(ours, serde_json::to_string(&value).unwrap(), "{value}");
+            assert_eq!(ours, serde_json::to_vec(&value).unwrap(), "{value}");
         }
         for value in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            let mut ours = String::new();
+            let mut ours = Vec::new();
             f64_or_null(&mut ours, value);
-            assert_eq!(ours, "null");
+            assert_eq!(ours, b"null");
         }
         for value in [0, 1, 9, 10, 99, 12345, u64::MAX] {
-            let mut ours = String::new();
+            let mut ours = Vec::new();
             u64(&mut ours, value);
-            assert_eq!(ours, value.to_string());
+            assert_eq!(ours, value.to_string().into_bytes());
         }
     }
 }

@@ -56,35 +56,22 @@ impl Envelope {
 
     /// Appends the envelope's JSON (`{"type":...,"data":{...},"topic":"..."}`) to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        if out.is_empty() {
-            // Reuse the buffer: an empty Vec is valid UTF-8.
-            let mut text = String::from_utf8(std::mem::take(out)).unwrap_or_default();
-            self.write_json_text(&mut text);
-            *out = text.into_bytes();
-        } else {
-            let mut text = String::with_capacity(256);
-            self.write_json_text(&mut text);
-            out.extend_from_slice(text.as_bytes());
-        }
-    }
-
-    /// Appends the envelope's JSON to `out` (see [`Envelope::write_json`]).
-    pub(crate) fn write_json_text(&self, out: &mut String) {
-        self.event.write_json_text(out);
+        self.event.write_json(out);
         // The event JSON is an object: replace its closing brace with the topic key.
-        if out.ends_with('}') {
+        if out.last() == Some(&b'}') {
             out.pop();
-            out.push_str(",\"topic\":");
+            out.extend_from_slice(b",\"topic\":");
             crate::json_text::string(out, self.topic.as_str());
-            out.push('}');
+            out.push(b'}');
         }
     }
 
     /// The envelope's JSON text.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(256);
-        self.write_json_text(&mut out);
-        out
+        let mut out = Vec::with_capacity(256);
+        self.write_json(&mut out);
+        // Only valid UTF-8 is written.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Parses an envelope from JSON. A missing `topic` means [`Topic::BACKTEST`]; other

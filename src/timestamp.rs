@@ -118,13 +118,12 @@ impl Timestamp {
     }
 
     /// Appends the timestamp as a JSON string (what its `Serialize` writes).
-    pub(crate) fn write_json_text(&self, out: &mut String) {
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         let buf = self.format_buf();
         out.reserve(FORMATTED_LEN + 2);
-        out.push('"');
-        // The buffer is ASCII by construction.
-        crate::json_text::ascii(out, &buf);
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(&buf);
+        out.push(b'"');
     }
 }
 

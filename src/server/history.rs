@@ -10,15 +10,73 @@ use crate::{BacktestId, Envelope, Event, EventKind};
 /// Serializes an envelope once into the frame every client gets:
 /// `{"type":...,"data":{...},"topic":"...","seq":N}`.
 pub(crate) fn event_frame(envelope: &Envelope, seq: u64) -> Utf8Bytes {
-    let mut out = String::with_capacity(384);
-    envelope.write_json_text(&mut out);
-    if out.ends_with('}') {
+    let mut out = Vec::with_capacity(384);
+    envelope.write_json(&mut out);
+    if out.last() == Some(&b'}') {
         out.pop();
-        out.push_str(",\"seq\":");
+        out.extend_from_slice(b",\"seq\":");
         crate::json_text::u64(&mut out, seq);
-        out.push('}');
+        out.push(b'}');
     }
-    Utf8Bytes::from(out)
+    // Only valid UTF-8 is written; one check of the whole frame is cheaper than
+    // writing through `String` piece by piece.
+    Utf8Bytes::from(String::from_utf8(out).unwrap_or_default())
+}
+
+/// A fast hasher for the map of runs, which is looked up for every event.
+///
+/// Its keys come from the publishers (the application), not from clients, and the map
+/// holds at most `snapshot_runs` of them, so SipHash's protection against chosen
+/// colliding keys is not needed here; this multiply-rotate hash (8 bytes per step) is
+/// several times cheaper for short ids.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct BuildRunHasher;
+
+impl std::hash::BuildHasher for BuildRunHasher {
+    type Hasher = RunHasher;
+
+    fn build_hasher(&self) -> RunHasher {
+        RunHasher(0)
+    }
+}
+
+pub(crate) struct RunHasher(u64);
+
+impl RunHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for RunHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// One retained event.
@@ -71,7 +129,7 @@ pub(crate) struct TopicHistory {
     seq: u64,
     entries: VecDeque<Entry>,
     capacity: usize,
-    runs: HashMap<BacktestId, RunState>,
+    runs: HashMap<BacktestId, RunState, BuildRunHasher>,
     /// Runs in the order they were first seen.
     run_order: VecDeque<BacktestId>,
     max_runs: usize,
@@ -83,7 +141,7 @@ impl TopicHistory {
             seq: 0,
             entries: VecDeque::new(),
             capacity,
-            runs: HashMap::new(),
+            runs: HashMap::default(),
             run_order: VecDeque::new(),
             max_runs,
         }
