@@ -55,6 +55,7 @@ mod csv_data;
 pub mod engine;
 mod event;
 mod id;
+mod json_text;
 mod jsonl;
 mod memory;
 pub mod metrics;

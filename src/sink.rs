@@ -61,8 +61,7 @@ impl Envelope {
         if out.last() == Some(&b'}') {
             out.pop();
             out.extend_from_slice(b",\"topic\":");
-            // A string always serializes.
-            let _ = serde_json::to_writer(&mut *out, self.topic.as_str());
+            crate::json_text::string(out, self.topic.as_str());
             out.push(b'}');
         }
     }
@@ -71,6 +70,7 @@ impl Envelope {
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(256);
         self.write_json(&mut out);
+        // Only valid UTF-8 is written.
         String::from_utf8(out).unwrap_or_default()
     }
 

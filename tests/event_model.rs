@@ -284,3 +284,144 @@ fn malformed_events_are_errors_not_panics() {
         assert!(Event::from_json(bad).is_err(), "{bad}");
     }
 }
+
+/// Strings that need every kind of escape serde_json does, and some that need none.
+const TRICKY: [&str; 8] = [
+    "",
+    "plain",
+    "quote \" and backslash \\ in a string longer than sixteen bytes",
+    "controls \u{0}\u{1}\u{8}\u{9}\u{a}\u{c}\u{d}\u{1f} and DEL \u{7f}",
+    "unicode é € 😀 \u{2028}\u{2029} \u{10ffff}",
+    "0123456789abcde\"",
+    "0123456789abcdef\\",
+    "</script>",
+];
+
+fn tricky_events(text: &str) -> Vec<Event> {
+    let run = BacktestId::new(text).unwrap_or_else(|_| id());
+    vec![
+        Event::BacktestStart(BacktestStart {
+            backtest_id: run.clone(),
+            variant: text.into(),
+            symbol: text.into(),
+            timeframe: text.into(),
+            start_date: text.into(),
+            end_date: text.into(),
+            timestamp: ts(),
+        }),
+        Event::BacktestProgress(BacktestProgress {
+            backtest_id: run.clone(),
+            progress: 33.333333333333336,
+            status: text.into(),
+            bars_processed: u64::MAX,
+            total_bars: 0,
+            current_date: text.into(),
+            trades_count: 7,
+            current_pnl: -1.5e-7,
+            timestamp: Timestamp::from_unix_millis(-62_135_596_800_000).unwrap(),
+        }),
+        Event::BacktestProgress(BacktestProgress {
+            backtest_id: run.clone(),
+            progress: f64::NAN,
+            status: text.into(),
+            bars_processed: 1,
+            total_bars: 2,
+            current_date: String::new(),
+            trades_count: 0,
+            current_pnl: f64::NEG_INFINITY,
+            timestamp: Timestamp::from_unix_millis(253_402_300_799_999).unwrap(),
+        }),
+        Event::LogEntry(LogEntry {
+            backtest_id: Some(run.clone()),
+            timestamp: ts(),
+            level: LogLevel::Warning,
+            message: text.into(),
+            module: text.into(),
+            function: text.into(),
+            line: u32::MAX,
+            logger_name: text.into(),
+        }),
+        Event::LogEntry(LogEntry {
+            backtest_id: None,
+            timestamp: ts(),
+            level: LogLevel::Trace,
+            message: text.into(),
+            module: String::new(),
+            function: String::new(),
+            line: 0,
+            logger_name: text.into(),
+        }),
+        Event::BacktestComplete(BacktestComplete {
+            backtest_id: run.clone(),
+            final_balance: 10_000.123456789,
+            total_trades: 3,
+            win_rate: f64::NAN,
+            sharpe_ratio: -0.0,
+            drawdown: 1e-300,
+            return_pct: f64::INFINITY,
+            duration_seconds: 1e21,
+            timestamp: ts(),
+            results: serde_json::json!({
+                text: text,
+                "trades": [{"side": text, "pnl": -1.25, "n": null, "ok": true}],
+                "nested": {"deep": [1, 2.5, "x"]},
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        }),
+        Event::BacktestError(BacktestError {
+            backtest_id: run,
+            error: text.into(),
+            error_details: text.into(),
+            timestamp: ts(),
+        }),
+    ]
+}
+
+#[test]
+fn json_text_matches_serde_json_byte_for_byte() {
+    let mut events: Vec<Event> = TRICKY.iter().flat_map(|t| tricky_events(t)).collect();
+    events.extend(
+        [
+            EventKind::BacktestStart,
+            EventKind::BacktestProgress,
+            EventKind::LogEntry,
+            EventKind::BacktestComplete,
+            EventKind::BacktestError,
+        ]
+        .map(sample),
+    );
+    for level in [LogLevel::Debug, LogLevel::Info, LogLevel::Error] {
+        if let Event::LogEntry(mut entry) = sample(EventKind::LogEntry) {
+            entry.level = level;
+            events.push(Event::LogEntry(entry));
+        }
+    }
+    for event in events {
+        let expected = serde_json::to_string(&event).unwrap();
+        assert_eq!(event.to_json(), expected);
+        let mut out = Vec::new();
+        event.write_json(&mut out);
+        assert_eq!(out, expected.as_bytes());
+        // Appending after existing bytes keeps them.
+        let mut out = b"prefix ".to_vec();
+        event.write_json(&mut out);
+        assert_eq!(out, format!("prefix {expected}").into_bytes());
+        for topic in [
+            Topic::BACKTEST,
+            Topic::new("quote\"topic").unwrap_or(Topic::LOGS),
+        ] {
+            let envelope = Envelope::new(topic.clone(), event.clone());
+            let topic_json = serde_json::to_string(topic.as_str()).unwrap();
+            let with_topic = format!(
+                "{},\"topic\":{topic_json}}}",
+                &expected[..expected.len() - 1]
+            );
+            assert_eq!(envelope.to_json(), with_topic);
+            let mut out = Vec::new();
+            envelope.write_json(&mut out);
+            assert_eq!(out, with_topic.as_bytes());
+        }
+    }
+}

@@ -251,3 +251,73 @@ async fn a_client_that_never_sends_its_upgrade_request_is_dropped() {
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     assert_eq!(server.hub.stats().connections, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_sending_but_never_reads_is_dropped_when_writes_stall() {
+    use backtest_stream::{BacktestProgress, Event};
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+    const EVENTS: u64 = 2_000;
+    let server = TestServer::start(
+        ServerConfig::default()
+            // Pings cannot be what drops it: the first is due long after the test.
+            .ping_interval(Duration::from_secs(60))
+            .write_stall_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let mut reader = server.connect().await;
+    subscribe_topic(&mut reader, "backtest").await;
+    let mut stalled = server.connect().await;
+    subscribe_topic(&mut stalled, "backtest").await;
+    // It stays "alive" by sending (unsolicited pongs need no reply), but never reads.
+    let sender = tokio::spawn(async move {
+        loop {
+            if stalled.send(Message::Pong(Bytes::new())).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let reading = tokio::spawn(async move {
+        let mut last = 0;
+        while let Some(Ok(message)) = reader.next().await {
+            if let Message::Text(text) = message {
+                let value: serde_json::Value = serde_json::from_str(&text).expect("JSON frame");
+                last = value["seq"].as_u64().expect("seq");
+                if last == EVENTS {
+                    break;
+                }
+            }
+        }
+        // Returned so that it stays connected until the end of the test.
+        (last, reader)
+    });
+    // 2,000 frames of 16 KiB: far more than the socket buffers of the stalled client hold.
+    let status = "x".repeat(16 * 1024);
+    for bar in 1..=EVENTS {
+        let event = Event::BacktestProgress(BacktestProgress {
+            status: status.clone(),
+            bars_processed: bar,
+            ..match progress("r1", bar) {
+                Event::BacktestProgress(p) => p,
+                _ => unreachable!(),
+            }
+        });
+        server.publish(Topic::BACKTEST, event);
+        if bar % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    server
+        .wait_stats(|s| s.connection_events.dropped_write_stall == 1 && s.connections == 1)
+        .await;
+    let stats = server.hub.stats();
+    assert_eq!(stats.connection_events.dropped_dead_peer, 0);
+    let (last, _reader) = tokio::time::timeout(WAIT, reading)
+        .await
+        .expect("reader done")
+        .expect("reader");
+    assert_eq!(last, EVENTS, "the reading client gets everything");
+    sender.abort();
+}

@@ -246,3 +246,51 @@ async fn a_replay_longer_than_the_queue_continues_as_it_drains_then_goes_live() 
     publisher.join().expect("publisher");
     assert_eq!(server.hub.stats().dropped.lagged, 0);
 }
+
+#[tokio::test]
+async fn since_with_snapshot_sends_each_seq_once_and_in_order() {
+    let server = TestServer::start(ServerConfig::default().history_size(10)).await;
+    server.publish(Topic::BACKTEST, start("r1")); // seq 1
+    for bars in 1..=6 {
+        server.publish(Topic::BACKTEST, progress("r1", bars)); // 2..=7
+    }
+    server.publish(Topic::BACKTEST, start("r2")); // 8
+    for bars in 1..=3 {
+        server.publish(Topic::BACKTEST, progress("r2", bars)); // 9..=11
+    }
+    server.publish(Topic::BACKTEST, complete("r2")); // 12
+    for bars in 7..=24 {
+        server.publish(Topic::BACKTEST, progress("r1", bars)); // 13..=30; 21..=30 retained
+    }
+    server.wait_stats(|s| s.events_published == 30).await;
+
+    let mut client = server.connect().await;
+    // No `epoch`: the `since` is taken to be of this server's epoch.
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "since": 5, "snapshot": true}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], false, "{confirmed}");
+    // The snapshot fills the part of the gap no longer retained (r2's start, latest
+    // progress and end); r1's start (seq 1 <= since) and latest progress (seq 30, in the
+    // replay) are not repeated. Then the replay of 21..=30, then live.
+    let mut frames = vec![recv(&mut client).await];
+    if frames[0]["type"] == "lagged" {
+        frames.clear();
+    }
+    while frames.len() < 13 {
+        let frame = recv(&mut client).await;
+        if frame["type"] != "lagged" {
+            frames.push(frame);
+        }
+    }
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    let mut expected = vec![8, 11, 12];
+    expected.extend(21..=30);
+    assert_eq!(seqs, expected);
+    assert_eq!(frames[0], expected_frame(&start("r2"), "backtest", 8));
+    assert_eq!(frames[2], expected_frame(&complete("r2"), "backtest", 12));
+    server.publish(Topic::BACKTEST, progress("r1", 25));
+    assert_eq!(recv(&mut client).await["seq"], 31);
+}

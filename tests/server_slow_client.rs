@@ -96,9 +96,13 @@ async fn a_client_that_never_reads_while_100k_events_are_published() {
         .expect("the fast client gets everything")
         .expect("fast reader");
     let grown = rss_bytes().saturating_sub(rss_before);
-    // 100k frames of ~330 bytes would be 33 MB if the slow client's queue were not bounded.
+    // 100k frames of ~330 bytes (plus their shared-buffer headers and queue handles)
+    // would be over 40 MB if the slow client's queue were not bounded. The bound leaves
+    // room for glibc creating one more malloc arena for a thread while this runs (its
+    // first pages are counted here; with MALLOC_ARENA_MAX=1 the growth is ~0), which
+    // happens or not with the threads' timing.
     assert!(
-        grown < 16 << 20,
+        grown < 24 << 20,
         "memory grew by {grown} bytes while a client did not read"
     );
     let stats = server.hub.stats();

@@ -183,11 +183,19 @@ pub struct ServerConfig {
     /// How long a graceful shutdown may take before remaining connections are cut
     /// (default 5 s).
     pub shutdown_timeout: Duration,
+    /// How long a connection may have frames waiting while the socket accepts none of
+    /// them before it is dropped (default 30 s). This catches a client that keeps
+    /// sending (and so answers pings) but never reads; a client that reads slowly
+    /// but steadily is not affected (it lags instead, see [`LagPolicy`]).
+    pub write_stall_timeout: Duration,
     /// Socket read buffer per connection, in bytes (default 1 KiB: client messages are
     /// small, and a large buffer costs memory on every idle connection).
     pub read_buffer_size: usize,
     /// Bytes buffered before a write reaches the socket while a batch is written
-    /// (default 32 KiB); each batch is flushed at its end, so this adds no latency.
+    /// (default 16 KiB); each batch is flushed at its end, so this adds no latency.
+    /// tungstenite never shrinks this buffer, so every connection that once received a
+    /// burst keeps about this much: 16 KiB costs no measurable throughput against
+    /// 32 KiB (same server CPU per frame) and a third less memory at 1,000 clients.
     pub write_buffer_size: usize,
 }
 
@@ -210,8 +218,9 @@ impl Default for ServerConfig {
             handshake_hook: None,
             handshake_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
+            write_stall_timeout: Duration::from_secs(30),
             read_buffer_size: 1024,
-            write_buffer_size: 32 * 1024,
+            write_buffer_size: 16 * 1024,
         }
     }
 }
@@ -299,6 +308,11 @@ impl ServerConfig {
     /// Sets [`shutdown_timeout`](Self::shutdown_timeout).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+    /// Sets [`write_stall_timeout`](Self::write_stall_timeout).
+    pub fn write_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.write_stall_timeout = timeout;
         self
     }
     /// Sets [`read_buffer_size`](Self::read_buffer_size).

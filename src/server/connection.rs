@@ -42,6 +42,10 @@ pub enum ConnectionEnd {
     ServerClosed(u16),
     /// The client did not answer a ping within the timeout.
     DeadPeer,
+    /// Frames were waiting but the socket accepted none of them within
+    /// [`ServerConfig::write_stall_timeout`](super::ServerConfig::write_stall_timeout):
+    /// the client does not read.
+    WriteStalled,
     /// Reading or writing failed.
     Failed(String),
 }
@@ -94,6 +98,8 @@ impl Hub {
             pending_close: None,
             close_sent: None,
             close_deadline: None,
+            stall_timer: None,
+            stall_armed: false,
         };
         let end = std::future::poll_fn(|cx| driver.poll_drive(cx)).await;
         drop(driver);
@@ -128,6 +134,11 @@ struct Driver<'h, S> {
     pending_close: Option<CloseRequest>,
     close_sent: Option<u16>,
     close_deadline: Option<Pin<Box<Sleep>>>,
+    /// Fires when writing has been blocked for the write-stall timeout; made the
+    /// first time writing blocks (an idle connection never needs it).
+    stall_timer: Option<Pin<Box<Sleep>>>,
+    /// Whether `stall_timer` runs (writing is blocked since it was set).
+    stall_armed: bool,
 }
 
 impl<S> Drop for Driver<'_, S> {
@@ -217,6 +228,7 @@ where
 
             // Write replies, then queued frames; flush once at the end of the batch.
             let mut written = 0;
+            let mut wrote_any = false;
             while self.close_sent.is_none() && !self.peer_closed {
                 if self.replies.is_empty() && self.batch.is_empty() {
                     if let Some(request) = &self.pending_close {
@@ -274,6 +286,7 @@ where
                     self.close_deadline = Some(Box::pin(tokio::time::sleep(CLOSE_WAIT)));
                 }
                 self.unflushed = true;
+                wrote_any = true;
                 progress = true;
             }
             if written > 0 {
@@ -281,7 +294,10 @@ where
             }
             if self.unflushed || self.peer_closed {
                 match Pin::new(&mut self.ws).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => self.unflushed = false,
+                    Poll::Ready(Ok(())) => {
+                        self.unflushed = false;
+                        wrote_any = true;
+                    }
                     Poll::Ready(Err(error)) => {
                         if self.close_sent.is_some() || self.peer_closed {
                             return Poll::Ready(self.end_after_close());
@@ -289,6 +305,27 @@ where
                         return Poll::Ready(ConnectionEnd::Failed(error.to_string()));
                     }
                     Poll::Pending => {}
+                }
+            }
+            // A client whose socket takes none of the waiting frames for the stall
+            // timeout is dropped, even if it keeps sending (and so looks alive).
+            let blocked = self.close_sent.is_none()
+                && (self.unflushed || !self.batch.is_empty() || !self.replies.is_empty());
+            if !blocked || wrote_any {
+                self.stall_armed = false;
+            }
+            if blocked {
+                let timer = self
+                    .stall_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::ZERO)));
+                if !self.stall_armed {
+                    self.stall_armed = true;
+                    let deadline = Instant::now() + self.hub.config().write_stall_timeout;
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    bump(&self.hub.shared.counters.dropped_write_stall);
+                    return Poll::Ready(ConnectionEnd::WriteStalled);
                 }
             }
             if self.read_done && self.close_sent.is_some() && !self.unflushed {

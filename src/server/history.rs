@@ -2,7 +2,6 @@
 //! for `snapshot`.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -15,11 +14,69 @@ pub(crate) fn event_frame(envelope: &Envelope, seq: u64) -> Utf8Bytes {
     envelope.write_json(&mut out);
     if out.last() == Some(&b'}') {
         out.pop();
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, ",\"seq\":{seq}}}");
+        out.extend_from_slice(b",\"seq\":");
+        crate::json_text::u64(&mut out, seq);
+        out.push(b'}');
     }
-    // serde_json writes valid UTF-8, and so does the line above.
+    // Only valid UTF-8 is written; one check of the whole frame is cheaper than
+    // writing through `String` piece by piece.
     Utf8Bytes::from(String::from_utf8(out).unwrap_or_default())
+}
+
+/// A fast hasher for the map of runs, which is looked up for every event.
+///
+/// Its keys come from the publishers (the application), not from clients, and the map
+/// holds at most `snapshot_runs` of them, so SipHash's protection against chosen
+/// colliding keys is not needed here; this multiply-rotate hash (8 bytes per step) is
+/// several times cheaper for short ids.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct BuildRunHasher;
+
+impl std::hash::BuildHasher for BuildRunHasher {
+    type Hasher = RunHasher;
+
+    fn build_hasher(&self) -> RunHasher {
+        RunHasher(0)
+    }
+}
+
+pub(crate) struct RunHasher(u64);
+
+impl RunHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for RunHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// One retained event.
@@ -30,28 +87,32 @@ struct Entry {
 }
 
 /// The latest known state of one run.
+/// Frames of the snapshot, with their seq.
+type Kept = Option<(u64, Utf8Bytes)>;
+
 #[derive(Default)]
 struct RunState {
-    start: Option<Utf8Bytes>,
-    progress: Option<Utf8Bytes>,
-    terminal: Option<Utf8Bytes>,
+    start: Kept,
+    progress: Kept,
+    terminal: Kept,
 }
 
 impl RunState {
-    fn set(&mut self, kind: EventKind, frame: &Utf8Bytes) {
+    fn set(&mut self, kind: EventKind, seq: u64, frame: &Utf8Bytes) {
         let slot = match kind {
             EventKind::BacktestStart => &mut self.start,
             EventKind::BacktestProgress => &mut self.progress,
             _ => &mut self.terminal,
         };
-        *slot = Some(frame.clone());
+        *slot = Some((seq, frame.clone()));
     }
 
-    fn frames(&self) -> impl Iterator<Item = &Utf8Bytes> {
+    fn frames(&self) -> impl Iterator<Item = (u64, &Utf8Bytes)> {
         self.start
             .iter()
             .chain(self.progress.iter())
             .chain(self.terminal.iter())
+            .map(|(seq, frame)| (*seq, frame))
     }
 }
 
@@ -68,7 +129,7 @@ pub(crate) struct TopicHistory {
     seq: u64,
     entries: VecDeque<Entry>,
     capacity: usize,
-    runs: HashMap<BacktestId, RunState>,
+    runs: HashMap<BacktestId, RunState, BuildRunHasher>,
     /// Runs in the order they were first seen.
     run_order: VecDeque<BacktestId>,
     max_runs: usize,
@@ -80,7 +141,7 @@ impl TopicHistory {
             seq: 0,
             entries: VecDeque::new(),
             capacity,
-            runs: HashMap::new(),
+            runs: HashMap::default(),
             run_order: VecDeque::new(),
             max_runs,
         }
@@ -121,11 +182,11 @@ impl TopicHistory {
         }
         // The common case (a run already known) costs one lookup.
         if let Some(run) = self.runs.get_mut(id) {
-            run.set(kind, frame);
+            run.set(kind, seq, frame);
             return;
         }
         let mut run = RunState::default();
-        run.set(kind, frame);
+        run.set(kind, seq, frame);
         self.run_order.push_back(id.clone());
         self.runs.insert(id.clone(), run);
         self.evict_runs();
@@ -148,7 +209,7 @@ impl TopicHistory {
 
     /// The retained events after `since` (for one run only, with a filter).
     pub(crate) fn replay(&self, since: u64, run: Option<&BacktestId>) -> Replay<'_> {
-        let oldest = self.entries.front().map_or(self.seq + 1, |e| e.seq);
+        let oldest = self.oldest();
         let missed = oldest.saturating_sub(since.saturating_add(1));
         let start = self.entries.partition_point(|e| e.seq <= since);
         let frames = self
@@ -160,8 +221,14 @@ impl TopicHistory {
         Replay { missed, frames }
     }
 
-    /// The state of every known run (or of one): start, latest progress, terminal.
-    pub(crate) fn snapshot(&self, run: Option<&BacktestId>) -> Vec<&Utf8Bytes> {
+    /// The seq of the oldest retained event (`head + 1` when none is retained).
+    pub(crate) fn oldest(&self) -> u64 {
+        self.entries.front().map_or(self.seq + 1, |e| e.seq)
+    }
+
+    /// The state of every known run (or of one): start, latest progress, terminal,
+    /// with their seq.
+    pub(crate) fn snapshot(&self, run: Option<&BacktestId>) -> Vec<(u64, &Utf8Bytes)> {
         match run {
             Some(id) => self
                 .runs
@@ -239,7 +306,7 @@ mod tests {
         publish(&mut history, progress("a", 2));
         let snapshot = history.snapshot(None);
         assert_eq!(snapshot.len(), 1);
-        assert!(snapshot[0].as_str().contains("\"bars_processed\":2"));
+        assert!(snapshot[0].1.as_str().contains("\"bars_processed\":2"));
         publish(&mut history, progress("b", 1));
         publish(&mut history, progress("c", 1));
         assert_eq!(history.snapshot(None).len(), 2);

@@ -686,16 +686,26 @@ impl HubTask {
         // Confirmation, snapshot and replay, all before the next event is delivered.
         let head = state.history.head();
         let run = request.backtest_id.as_ref();
-        let snapshot = if request.snapshot {
+        let mut snapshot = if request.snapshot {
             state.history.snapshot(run)
         } else {
             Vec::new()
         };
+        // A `since` without `epoch` is taken to be of this epoch.
         let same_epoch = request.epoch.as_deref().is_none_or(|e| e == epoch);
         let replay = match request.since {
             Some(since) if same_epoch && since <= head => Some(state.history.replay(since, run)),
             _ => None,
         };
+        if let (Some(since), Some(_)) = (request.since, &replay) {
+            // With a replay, the snapshot only fills the part of the gap that is no
+            // longer retained: what the client has (seq <= since) and what the replay
+            // sends (seq >= the oldest retained) are left out, so no seq comes twice and
+            // every frame comes in seq order.
+            let oldest = state.history.oldest();
+            snapshot.retain(|(seq, _)| *seq > since && *seq < oldest);
+            snapshot.sort_unstable_by_key(|(seq, _)| *seq);
+        }
         let recovered = request
             .since
             .map(|_| replay.as_ref().is_some_and(|r| r.missed == 0));
@@ -706,7 +716,7 @@ impl HubTask {
             return;
         }
         let mut lagged = 0;
-        for frame in snapshot {
+        for (_, frame) in snapshot {
             if queue.push_event(&topic, frame, false) == Pushed::Dropped {
                 lagged += 1;
             }

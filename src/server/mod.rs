@@ -23,6 +23,31 @@
 //!   [`BackgroundServer`] on a thread of its own, for programs without tokio);
 //!   [`Hub::serve`] serves a connection that another framework already upgraded.
 //!
+//! # Replay details
+//!
+//! These settle what `PROTOCOL.md` leaves open:
+//!
+//! - **`missed` with a `backtest_id` filter is an upper bound.** The history is kept per
+//!   topic, not per run, so the `missed` of a filtered `since` (in its `lagged` notice,
+//!   and `recovered: false`) counts every event of the topic after `since` that is no
+//!   longer retained, whichever run it belonged to. `missed: 0` (`recovered: true`)
+//!   is exact: nothing of the run was lost.
+//! - **`since` and `snapshot` together send no seq twice.** The snapshot then only
+//!   fills the part of the gap that is no longer retained: frames the client already
+//!   has (`seq <= since`) and frames the replay sends (still retained) are left out of
+//!   it, and what remains is sent in seq order, before the replay. So a client sees
+//!   strictly increasing seqs: the latest state of runs from the lost part of the gap,
+//!   a `lagged` notice when something was lost, the retained events, then live ones.
+//!   Without `since` (or when it cannot be honoured: another epoch, or ahead of the
+//!   head) the whole snapshot is sent, as for a late joiner.
+//! - **`since` without `epoch`** is taken to be of this server's epoch. A client that
+//!   may outlive a server restart should send the `epoch` of its last confirmation:
+//!   only then can a new server answer `recovered: false` instead of replaying seqs
+//!   that meant other events.
+//! - **A client that never reads** is dropped once its socket has taken none of its
+//!   waiting frames for [`ServerConfig::write_stall_timeout`], even if it keeps
+//!   sending (which counts as a sign of life for the ping check).
+//!
 //! ```no_run
 //! use backtest_stream::server::{Server, ServerConfig};
 //! use backtest_stream::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};

@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub refused_handshake_hook: AtomicU64,
     pub refused_path: AtomicU64,
     pub dropped_dead_peer: AtomicU64,
+    pub dropped_write_stall: AtomicU64,
     pub dropped_slow: AtomicU64,
     pub closed_message_too_big: AtomicU64,
 }
@@ -71,6 +72,9 @@ pub struct ConnectionEvents {
     pub refused_path: u64,
     /// Dropped because they did not answer a ping within the timeout.
     pub dropped_dead_peer: u64,
+    /// Dropped because the socket accepted none of their waiting frames within
+    /// `ServerConfig::write_stall_timeout` (a client that sends but never reads).
+    pub dropped_write_stall: u64,
     /// Closed because they read too slowly (see `LagPolicy`).
     pub dropped_slow: u64,
     /// Closed with 1009 because they sent a message over the size limit.
@@ -112,6 +116,7 @@ impl Counters {
                 refused_handshake_hook: get(&self.refused_handshake_hook),
                 refused_path: get(&self.refused_path),
                 dropped_dead_peer: get(&self.dropped_dead_peer),
+                dropped_write_stall: get(&self.dropped_write_stall),
                 dropped_slow: get(&self.dropped_slow),
                 closed_message_too_big: get(&self.closed_message_too_big),
             },
