@@ -3,7 +3,8 @@
 //!
 //! Without `chromium` and `chromedriver` on the PATH the test prints why and passes,
 //! unless `BACKTEST_STREAM_REQUIRE_BROWSER=1` (as in `.ci/run`), then it fails.
-//! `UPDATE_DASHBOARD_SCREENSHOT=1` saves the finished page to `docs/dashboard.png`.
+//! `UPDATE_DASHBOARD_SCREENSHOT=1` saves the finished page to `docs/dashboard.png`;
+//! `LATE_JOINER_SCREENSHOT=PATH` saves the page opened mid-run to PATH.
 #![cfg(all(feature = "server", feature = "csv"))]
 
 mod demo_support;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 
 const REQUIRE_ENV: &str = "BACKTEST_STREAM_REQUIRE_BROWSER";
 const SCREENSHOT_ENV: &str = "UPDATE_DASHBOARD_SCREENSHOT";
+const LATE_SCREENSHOT_ENV: &str = "LATE_JOINER_SCREENSHOT";
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -167,6 +169,16 @@ async fn the_page_reconnects_after_the_server_restarts() {
     browser.finish(outcome).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_opened_mid_run_shows_the_history_from_before_it_connected() {
+    let Some(browser) = Browser::start("late_joiner").await else {
+        return;
+    };
+    let demo = Demo::start();
+    let outcome = tokio::time::timeout(BUDGET, late_joiner(&browser.client, &demo)).await;
+    browser.finish(outcome).await;
+}
+
 async fn wait_live(client: &Client) -> TestResult {
     wait_until(
         client,
@@ -238,6 +250,151 @@ async fn reconnect(client: &Client, demo: Demo) -> TestResult {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A run started through the API before the page is opened: the page subscribes with
+/// `since: 0` and shows the run's chart and log from its first bars, not only from the
+/// moment it connected; nothing is applied twice or out of order.
+async fn late_joiner(client: &Client, demo: &Demo) -> TestResult {
+    const ID: &str = "late-joiner";
+    const BARS: f64 = 5000.0;
+    // 5,000 bars at 3 ms: about 15 s, so the page joins while the run is in progress.
+    let (status, reply) = demo.post(
+        "/api/v1/backtest/run",
+        &format!(
+            r#"{{"backtest_id":"{ID}","bars":{BARS},"bar_delay_us":3000,"fast":5,"slow":20}}"#
+        ),
+    );
+    assert_eq!(status, 202, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let progress_at_open = loop {
+        let (_, run) = demo.get(&format!("/api/v1/backtest/{ID}"));
+        let progress = run["progress"].as_f64().unwrap_or(0.0);
+        if progress >= 20.0 {
+            assert_eq!(
+                run["status"], "running",
+                "the run ended before the page opened: {run}"
+            );
+            break progress;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("the run did not reach 20 % in 60 s: {run}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    client.goto(&format!("{}/", demo.base)).await?;
+    wait_live(client).await?;
+    let head = client
+        .execute(
+            "return Number(document.querySelector('#connection-status').getAttribute('data-head-seq'));",
+            vec![],
+        )
+        .await?
+        .as_u64()
+        .ok_or("the confirmation's head seq")?;
+    assert!(head > 0, "events were published before the page connected");
+
+    // Read once the replayed history has been drawn.
+    let read = || async {
+        client
+            .execute(
+                r#"const card = document.querySelector('.run-card[data-backtest-id="late-joiner"]');
+                   if (!card) return null;
+                   const canvas = card.querySelector('canvas.pnl-chart');
+                   return {
+                     status: card.getAttribute('data-status'),
+                     progress: Number(card.querySelector('.progress-bar').getAttribute('data-progress')),
+                     points: Number(canvas.getAttribute('data-points') || 0),
+                     firstBar: Number(canvas.getAttribute('data-first-bar') || -1),
+                     lastBar: Number(canvas.getAttribute('data-last-bar') || -1),
+                     seqs: [...card.querySelectorAll('.log-line')].map((l) => Number(l.getAttribute('data-seq'))),
+                     lagged: document.querySelectorAll('.lagged-notice').length,
+                   };"#,
+                vec![],
+            )
+            .await
+    };
+    let mut card = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        card = read().await?;
+        if card["points"].as_u64().unwrap_or(0) > 1
+            && card["seqs"].as_array().is_some_and(|s| !s.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let points = card["points"].as_u64().unwrap_or(0);
+    assert!(
+        points > 1,
+        "the chart has the points from before the page connected: {card}"
+    );
+    // 200 progress events over 5,000 bars: the first one is at bar 25.
+    let first_bar = card["firstBar"].as_f64().unwrap_or(-1.0);
+    let bars_at_open = progress_at_open / 100.0 * BARS;
+    assert!(
+        (0.0..=50.0).contains(&first_bar) && first_bar < bars_at_open,
+        "the chart starts at the run's first progress (bar {first_bar}), \
+         not where the page joined (bar {bars_at_open}): {card}"
+    );
+    let seqs: Vec<u64> = card["seqs"]
+        .as_array()
+        .ok_or("log seqs")?
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert!(
+        seqs.iter().any(|&s| s <= head),
+        "the log shows lines published before the page connected (head seq {head}): {card}"
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "log lines in seq order, none twice: {seqs:?}"
+    );
+    assert_eq!(
+        card["lagged"], 0,
+        "the retained history was complete: {card}"
+    );
+    if let Some(path) = std::env::var_os(LATE_SCREENSHOT_ENV) {
+        std::fs::write(path, client.screenshot().await?)?;
+    }
+
+    // Let the run finish: the chart then covers the whole run, in bars order, once each;
+    // the bar reached 100 % without moving backwards on the way (checked by sampling).
+    let mut last_progress = 0.0;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        card = read().await?;
+        let progress = card["progress"].as_f64().unwrap_or(0.0);
+        assert!(
+            progress >= last_progress,
+            "the progress bar moved backwards: {last_progress} -> {progress}"
+        );
+        last_progress = progress;
+        if card["status"] == "complete" {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("the run did not complete on the page: {card}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let points = client
+        .execute(
+            r#"const c = document.querySelector('.run-card[data-backtest-id="late-joiner"] canvas.pnl-chart');
+               return Number(c.getAttribute('data-points'));"#,
+            vec![],
+        )
+        .await?
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        points >= 190,
+        "about 200 progress points over the whole run, got {points}"
+    );
+    Ok(())
 }
 
 /// The runs: (id, form values).

@@ -40,6 +40,14 @@ const ADDR_ENV: &str = "BACKTEST_STREAM_ADDR";
 const DEFAULT_MAX_RUNS: usize = 8;
 /// Runs remembered by the API (the oldest finished ones are forgotten first).
 const MAX_KEPT_RUNS: usize = 1_000;
+/// Events the hub retains per topic, replayed to a page that connects mid-run (it
+/// subscribes with `since: 0`). A default run (5,000 bars) publishes about 200 progress
+/// events and a few hundred log lines: some 600 events, so 16,384 holds the full
+/// history of more than 8 (`DEFAULT_MAX_RUNS`) such runs side by side with room for
+/// the ones that just finished, at a few MB of frames (shared by all clients; a frame
+/// is a few hundred bytes). Longer runs keep their latest events; the snapshot still
+/// shows every run's state.
+const HISTORY_EVENTS: usize = 16_384;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -118,7 +126,7 @@ async fn main() {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    let hub = Hub::new(ServerConfig::default())?;
+    let hub = Hub::new(ServerConfig::default().history_size(HISTORY_EVENTS))?;
 
     // Console logging (stderr) wrapped by the log bridge: a run's records (its thread
     // is in the run's LogScope while BacktestRunner runs it) become that run's
