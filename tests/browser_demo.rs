@@ -179,6 +179,17 @@ async fn a_page_opened_mid_run_shows_the_history_from_before_it_connected() {
     browser.finish(outcome).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_opened_after_the_history_wrapped_fills_the_rest_from_the_snapshot() {
+    let Some(browser) = Browser::start("short_history").await else {
+        return;
+    };
+    // 100 events per topic: a run of 5,000 bars publishes several hundred.
+    let demo = Demo::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), &["--history", "100"]);
+    let outcome = tokio::time::timeout(BUDGET, short_history(&browser.client, &demo)).await;
+    browser.finish(outcome).await;
+}
+
 async fn wait_live(client: &Client) -> TestResult {
     wait_until(
         client,
@@ -258,30 +269,7 @@ async fn reconnect(client: &Client, demo: Demo) -> TestResult {
 async fn late_joiner(client: &Client, demo: &Demo) -> TestResult {
     const ID: &str = "late-joiner";
     const BARS: f64 = 5000.0;
-    // 5,000 bars at 3 ms: about 15 s, so the page joins while the run is in progress.
-    let (status, reply) = demo.post(
-        "/api/v1/backtest/run",
-        &format!(
-            r#"{{"backtest_id":"{ID}","bars":{BARS},"bar_delay_us":3000,"fast":5,"slow":20}}"#
-        ),
-    );
-    assert_eq!(status, 202, "{reply}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let progress_at_open = loop {
-        let (_, run) = demo.get(&format!("/api/v1/backtest/{ID}"));
-        let progress = run["progress"].as_f64().unwrap_or(0.0);
-        if progress >= 20.0 {
-            assert_eq!(
-                run["status"], "running",
-                "the run ended before the page opened: {run}"
-            );
-            break progress;
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("the run did not reach 20 % in 60 s: {run}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let progress_at_open = start_slow_run(demo, ID, 20.0).await?;
 
     client.goto(&format!("{}/", demo.base)).await?;
     wait_live(client).await?;
@@ -296,25 +284,7 @@ async fn late_joiner(client: &Client, demo: &Demo) -> TestResult {
     assert!(head > 0, "events were published before the page connected");
 
     // Read once the replayed history has been drawn.
-    let read = || async {
-        client
-            .execute(
-                r#"const card = document.querySelector('.run-card[data-backtest-id="late-joiner"]');
-                   if (!card) return null;
-                   const canvas = card.querySelector('canvas.pnl-chart');
-                   return {
-                     status: card.getAttribute('data-status'),
-                     progress: Number(card.querySelector('.progress-bar').getAttribute('data-progress')),
-                     points: Number(canvas.getAttribute('data-points') || 0),
-                     firstBar: Number(canvas.getAttribute('data-first-bar') || -1),
-                     lastBar: Number(canvas.getAttribute('data-last-bar') || -1),
-                     seqs: [...card.querySelectorAll('.log-line')].map((l) => Number(l.getAttribute('data-seq'))),
-                     lagged: document.querySelectorAll('.lagged-notice').length,
-                   };"#,
-                vec![],
-            )
-            .await
-    };
+    let read = || read_run_chart(client, ID);
     let mut card = Value::Null;
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -395,6 +365,121 @@ async fn late_joiner(client: &Client, demo: &Demo) -> TestResult {
         "about 200 progress points over the whole run, got {points}"
     );
     Ok(())
+}
+
+/// The server no longer retains the start of the run: the page shows what is retained
+/// (the latest chart points and log lines), the snapshot supplies the run's start
+/// event, and the events from before the history are not reported as a lag of this
+/// page (it never had them).
+async fn short_history(client: &Client, demo: &Demo) -> TestResult {
+    const ID: &str = "short-history";
+    start_slow_run(demo, ID, 40.0).await?;
+    client.goto(&format!("{}/", demo.base)).await?;
+    wait_live(client).await?;
+    let mut card = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        card = read_run_chart(client, ID).await?;
+        if card["points"].as_u64().unwrap_or(0) > 1
+            && card["started"] == true
+            && card["historyMissed"].is_string()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        card["points"].as_u64().unwrap_or(0) > 1,
+        "the retained progress is charted: {card}"
+    );
+    assert_eq!(
+        card["started"], true,
+        "the start event came from the snapshot: {card}"
+    );
+    let missed: u64 = card["historyMissed"]
+        .as_str()
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| format!("the page noted the events before the history: {card}"))?;
+    assert!(missed > 0, "{card}");
+    assert_eq!(
+        card["lagged"], 0,
+        "history the page never had is no lag warning: {card}"
+    );
+    // 40 % of 5,000 bars at one point per 25 bars is 80 points: 100 events of the topic
+    // (with the log lines among them) cannot hold them all.
+    let first_bar = card["firstBar"].as_f64().unwrap_or(-1.0);
+    assert!(
+        first_bar > 25.0,
+        "the chart starts where the retained history starts: {card}"
+    );
+    let seqs: Vec<u64> = card["seqs"]
+        .as_array()
+        .ok_or("log seqs")?
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "log lines in seq order, none twice: {seqs:?}"
+    );
+    let progress = card["progress"].as_f64().unwrap_or(0.0);
+    assert!(
+        progress >= 40.0,
+        "the progress bar shows the latest progress: {card}"
+    );
+    Ok(())
+}
+
+/// Starts a run of 5,000 bars at 3 ms a bar (about 15 s) through the API and waits
+/// until it has reached `min_progress` %, still running; returns its progress then.
+async fn start_slow_run(demo: &Demo, id: &str, min_progress: f64) -> TestResult<f64> {
+    let (status, reply) = demo.post(
+        "/api/v1/backtest/run",
+        &format!(r#"{{"backtest_id":"{id}","bars":5000,"bar_delay_us":3000,"fast":5,"slow":20}}"#),
+    );
+    assert_eq!(status, 202, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, run) = demo.get(&format!("/api/v1/backtest/{id}"));
+        let progress = run["progress"].as_f64().unwrap_or(0.0);
+        if progress >= min_progress {
+            assert_eq!(
+                run["status"], "running",
+                "the run ended before the page opened: {run}"
+            );
+            return Ok(progress);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("the run did not reach {min_progress} % in 60 s: {run}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A run card's status, progress, chart (through its test hooks) and log seqs, and
+/// how many lagged notices the page shows; `null` while the card does not exist.
+async fn read_run_chart(client: &Client, id: &str) -> TestResult<Value> {
+    let value = client
+        .execute(
+            r#"const card = [...document.querySelectorAll('.run-card')]
+                 .find((c) => c.getAttribute('data-backtest-id') === arguments[0]);
+               if (!card) return null;
+               const canvas = card.querySelector('canvas.pnl-chart');
+               return {
+                 status: card.getAttribute('data-status'),
+                 progress: Number(card.querySelector('.progress-bar').getAttribute('data-progress')),
+                 started: card.querySelector('.meta .started') != null,
+                 points: Number(canvas.getAttribute('data-points') || 0),
+                 firstBar: Number(canvas.getAttribute('data-first-bar') || -1),
+                 lastBar: Number(canvas.getAttribute('data-last-bar') || -1),
+                 seqs: [...card.querySelectorAll('.log-line')].map((l) => Number(l.getAttribute('data-seq'))),
+                 lagged: document.querySelectorAll('.lagged-notice').length,
+                 historyMissed: document.body.getAttribute('data-history-missed'),
+               };"#,
+            vec![json!(id)],
+        )
+        .await?;
+    Ok(value)
 }
 
 /// The runs: (id, form values).

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example demo                    # http://127.0.0.1:8000/
 //! cargo run --release --example demo -- --addr 0.0.0.0:9000
+//! cargo run --release --example demo -- --history 2000   # events replayed to late joiners
 //! BACKTEST_STREAM_ADDR=127.0.0.1:0 cargo run --release --example demo
 //! ```
 //!
@@ -59,13 +60,15 @@ pub struct App {
 struct Options {
     addr: SocketAddr,
     max_runs: usize,
+    history: usize,
 }
 
 fn usage() -> String {
     format!(
-        "usage: demo [--addr HOST:PORT] [--max-runs N]\n\n  \
+        "usage: demo [--addr HOST:PORT] [--max-runs N] [--history N]\n\n  \
          --addr       where to listen (default {DEFAULT_ADDR}, or ${ADDR_ENV}); port 0 picks a free one\n  \
-         --max-runs   backtests running at once (default {DEFAULT_MAX_RUNS}); more get HTTP 429\n"
+         --max-runs   backtests running at once (default {DEFAULT_MAX_RUNS}); more get HTTP 429\n  \
+         --history    events kept per topic for pages that join mid-run (default {HISTORY_EVENTS})\n"
     )
 }
 
@@ -74,6 +77,7 @@ fn parse_options() -> Result<Options, String> {
         .ok()
         .filter(|a| !a.trim().is_empty());
     let mut max_runs = DEFAULT_MAX_RUNS;
+    let mut history = HISTORY_EVENTS;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -96,6 +100,12 @@ fn parse_options() -> Result<Options, String> {
                     .filter(|n| *n > 0)
                     .ok_or_else(|| format!("--max-runs: `{v}` is not a positive number"))?;
             }
+            "--history" => {
+                let v = value("a number")?;
+                history = v
+                    .parse()
+                    .map_err(|_| format!("--history: `{v}` is not a number of events"))?;
+            }
             "-h" | "--help" => {
                 print!("{}", usage());
                 std::process::exit(0);
@@ -107,7 +117,11 @@ fn parse_options() -> Result<Options, String> {
     let addr = addr.trim().parse().map_err(|e| {
         format!("bad address `{addr}` (expected HOST:PORT, e.g. {DEFAULT_ADDR}): {e}")
     })?;
-    Ok(Options { addr, max_runs })
+    Ok(Options {
+        addr,
+        max_runs,
+        history,
+    })
 }
 
 #[tokio::main]
@@ -126,7 +140,7 @@ async fn main() {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    let hub = Hub::new(ServerConfig::default().history_size(HISTORY_EVENTS))?;
+    let hub = Hub::new(ServerConfig::default().history_size(options.history))?;
 
     // Console logging (stderr) wrapped by the log bridge: a run's records (its thread
     // is in the run's LogScope while BacktestRunner runs it) become that run's

@@ -47,8 +47,14 @@ impl Demo {
 
     /// Starts the demo on `addr` (port 0: a free one).
     pub fn start_at(addr: SocketAddr) -> Demo {
+        Self::start_with(addr, &[])
+    }
+
+    /// Starts the demo on `addr` with more command-line arguments.
+    pub fn start_with(addr: SocketAddr, args: &[&str]) -> Demo {
         let mut child = Command::new(demo_binary())
             .args(["--addr", &addr.to_string()])
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
