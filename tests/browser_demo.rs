@@ -8,6 +8,7 @@
 #![cfg(all(feature = "server", feature = "csv"))]
 
 mod demo_support;
+mod examples_support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 #![cfg(all(feature = "server", feature = "csv"))]
 
 mod demo_support;
+mod examples_support;
 
 use std::time::Duration;
 

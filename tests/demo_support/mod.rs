@@ -11,24 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// The demo example's binary, built by cargo next to this test's binary.
+/// The demo example's binary, (re)built for this test's profile and features.
 pub fn demo_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/demo
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary is in target/<profile>/deps");
-    let demo = profile_dir
-        .join("examples")
-        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        demo.is_file(),
-        "the demo binary is missing at {}: `cargo test --all-features` builds it; when running \
-         one test alone, build it first with `cargo build --all-features --example demo`",
-        demo.display()
-    );
-    demo
+    crate::examples_support::example("demo")
 }
 
 /// The demo, running; killed when dropped.
