@@ -12,13 +12,20 @@
 //!   throttled progress, complete or error, with the duration computed for you;
 //! - the **[`log_bridge`]**, a [`log::Log`] implementation ([`LogBridge`]) that streams
 //!   the program's log records as `log_entry` events of the right run ([`LogScope`]),
-//!   next to the program's own console logger.
+//!   next to the program's own console logger;
 //! - the **engine wrapper**: a [`BacktestRunner`] gives any [`BacktestEngine`] the
 //!   whole stream (start, throttled progress, the run's own log lines, complete or
 //!   error, also on a panic or a cancellation), and the crate brings a small, exact
 //!   [`ReferenceEngine`] with the [`SmaCrossover`] strategy, the [`metrics`], and
 //!   [`Bar`] data from CSV files or a seeded generator ([`SyntheticBars`]);
-//!   [`run_backtest`] does it all in one call.
+//!   [`run_backtest`] does it all in one call;
+//! - the **[`server`]** (feature `server`): a WebSocket broadcast hub with topic and
+//!   per-run subscriptions, replay, snapshots and slow-client isolation, standalone
+//!   ([`server::Server`], [`server::BackgroundServer`]) or embedded in an existing web
+//!   application ([`server::Hub::serve`]).
+//!
+//! Where to look: the wire format is `event.rs`, the sink trait `sink.rs`, the server
+//! `server/`.
 //!
 //! # Quick start
 //!
