@@ -49,7 +49,11 @@ impl Timestamp {
     /// assert_eq!(t.to_string(), "2024-01-15T10:30:00.000Z");
     /// ```
     pub fn from_unix_millis(millis: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        // Whole seconds, then the milliseconds: no 128-bit arithmetic.
+        let milli = u16::try_from(millis.rem_euclid(1000)).ok()?;
+        OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
+            .ok()?
+            .replace_millisecond(milli)
             .ok()
             .map(Self)
     }
@@ -303,6 +307,20 @@ mod tests {
         for m in millis {
             let t = Timestamp::from_unix_millis(m).unwrap();
             assert_eq!(t.format_buf(), t.format_buf_general(), "{m}");
+        }
+    }
+
+    #[test]
+    fn from_unix_millis_matches_the_nanosecond_constructor() {
+        let limit = 253_402_300_799_999i64; // 9999-12-31T23:59:59.999Z
+        let mut millis: Vec<i64> = (-1_000..1_000).map(|i| i * 7_777_777_777 + i).collect();
+        millis.extend([0, -1, 1, 999, -999, 1_000, -1_000, limit, -limit - 1]);
+        millis.extend([limit + 1, -limit - 2, i64::MAX, i64::MIN]);
+        for m in millis {
+            let expected = OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1_000_000)
+                .ok()
+                .map(Timestamp);
+            assert_eq!(Timestamp::from_unix_millis(m), expected, "{m}");
         }
     }
 
