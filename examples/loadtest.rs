@@ -19,7 +19,9 @@
 //! bytes), `--read-buffer B` (client: tungstenite read buffer per connection, bytes;
 //! default 16 KiB). `both` runs server and clients in one process (unpinned).
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backtest_stream::server::{Server, ServerConfig};
@@ -124,21 +126,69 @@ fn rss_kib() -> (u64, u64) {
 }
 
 fn progress_event(id: &BacktestId, bar: u64, total: u64) -> Event {
+    let mut event = Event::BacktestProgress(BacktestProgress {
+        backtest_id: id.clone(),
+        progress: 0.0,
+        status: String::with_capacity(20),
+        bars_processed: 0,
+        total_bars: total,
+        current_date: "2023-06-15".into(),
+        trades_count: 0,
+        current_pnl: 0.0,
+        timestamp: Timestamp::now(),
+    });
+    refresh_progress(&mut event, bar, total);
+    event
+}
+
+/// Makes `event` (a progress event) the one of `bar`.
+fn refresh_progress(event: &mut Event, bar: u64, total: u64) {
     // One clock read per event: the publish time in nanoseconds goes into `status`
     // (the event timestamp has milliseconds only) and makes the timestamp.
     let now = now_ns();
-    Event::BacktestProgress(BacktestProgress {
-        backtest_id: id.clone(),
-        progress: bar as f64 * 100.0 / total as f64,
-        status: now.to_string(),
-        bars_processed: bar,
-        total_bars: total,
-        current_date: "2023-06-15".into(),
-        trades_count: bar / 10,
-        current_pnl: bar as f64 * 0.5,
-        timestamp: Timestamp::from_unix_millis((now / 1_000_000) as i64)
-            .unwrap_or_else(Timestamp::now),
-    })
+    if let Event::BacktestProgress(p) = event {
+        p.progress = bar as f64 * 100.0 / total as f64;
+        p.status.clear();
+        let _ = write!(p.status, "{now}");
+        p.bars_processed = bar;
+        p.trades_count = bar / 10;
+        p.current_pnl = bar as f64 * 0.5;
+        p.timestamp =
+            Timestamp::from_unix_millis((now / 1_000_000) as i64).unwrap_or_else(Timestamp::now);
+    }
+}
+
+/// Progress events for the publisher, each published once with its own content. An
+/// event the hub has finished with (nothing else holds it any more) is rewritten in
+/// place for a later bar instead of allocating a new one, so that the load generator,
+/// which runs on the server's core, costs that core as little as possible.
+struct EventPool {
+    slots: Vec<Arc<Event>>,
+}
+
+impl EventPool {
+    /// More than the hub's publish queue holds (65,536 by default), so that a
+    /// publisher running ahead of the hub still finds finished events to reuse.
+    const SIZE: usize = 65_536 + 4_096;
+
+    fn new() -> Self {
+        Self {
+            slots: Vec::with_capacity(Self::SIZE),
+        }
+    }
+
+    /// The event of `bar` (1, 2, ...).
+    fn next(&mut self, id: &BacktestId, bar: u64, total: u64) -> Arc<Event> {
+        let index = (bar - 1) as usize % Self::SIZE;
+        if index >= self.slots.len() {
+            self.slots.push(Arc::new(progress_event(id, bar, total)));
+        } else if let Some(event) = Arc::get_mut(&mut self.slots[index]) {
+            refresh_progress(event, bar, total);
+        } else {
+            self.slots[index] = Arc::new(progress_event(id, bar, total));
+        }
+        Arc::clone(&self.slots[index])
+    }
 }
 
 async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> {
@@ -194,6 +244,7 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
             let mut publish_ns_max = 0u128;
             let mut timed = 0u64;
             let mut full_retries = 0u64;
+            let mut pool = EventPool::new();
             let started = Instant::now();
             for bar in 1..=events {
                 if let Some(rate) = rate {
@@ -203,7 +254,10 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
                         std::thread::sleep(due - now);
                     }
                 }
-                let envelope = Envelope::new(Topic::BACKTEST, progress_event(&id, bar, events));
+                let envelope = Envelope {
+                    topic: Topic::BACKTEST,
+                    event: pool.next(&id, bar, events),
+                };
                 loop {
                     let t = (bar % 64 == 0).then(Instant::now);
                     let result = sink.publish(&envelope);

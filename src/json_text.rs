@@ -24,18 +24,26 @@ const ESCAPED: [bool; 256] = {
 /// Whether serde_json writes `bytes` verbatim inside quotes.
 #[inline]
 fn verbatim(bytes: &[u8]) -> bool {
-    // One table load per byte; a branch per 16 bytes for longer strings.
-    let mut chunks = bytes.chunks_exact(16);
-    for chunk in &mut chunks {
-        let mut escape = false;
-        for &b in chunk {
-            escape |= ESCAPED[usize::from(b)];
-        }
-        if escape {
+    // Eight bytes per step (exact bit tricks: a word has a byte below 0x20, or equal
+    // to `"` or `\\`, iff the test is non-zero); the table for the remainder.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(word);
+        let x = u64::from_le_bytes(le);
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        if below_space
+            | has_zero(x ^ (ONES * u64::from(b'"')))
+            | has_zero(x ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
             return false;
         }
     }
-    !chunks.remainder().iter().any(|&b| ESCAPED[usize::from(b)])
+    !words.remainder().iter().any(|&b| ESCAPED[usize::from(b)])
 }
 
 /// Appends `value` as a JSON string (quoted and escaped as serde_json does).
@@ -103,6 +111,33 @@ mod tests {
             let mut ours = Vec::new();
             string(&mut ours, &sample);
             assert_eq!(ours, serde_json::to_vec(&sample).unwrap(), "{sample:?}");
+        }
+    }
+
+    #[test]
+    fn every_char_at_every_place_of_a_word_matches_serde_json() {
+        // Each ASCII byte, and multi-byte characters (bytes >= 0x80 must never look like
+        // an escape), at each position of a 19-byte string: the eight-byte words and the
+        // remainder are both covered.
+        let mut chars: Vec<char> = (0u8..=0x7f).map(char::from).collect();
+        chars.extend([
+            '\u{80}',
+            'é',
+            '\u{7ff}',
+            '€',
+            '\u{ffff}',
+            '😀',
+            '\u{10ffff}',
+        ]);
+        for c in chars {
+            for at in 0..19 {
+                let sample: String = (0..19).map(|i| if i == at { c } else { 'a' }).collect();
+                let mut ours = Vec::new();
+                string(&mut ours, &sample);
+                assert_eq!(ours, serde_json::to_vec(&sample).unwrap(), "{sample:?}");
+                let needs_escape = c < ' ' || c == '"' || c == '\\';
+                assert_eq!(verbatim(sample.as_bytes()), !needs_escape, "{sample:?}");
+            }
         }
     }
 

@@ -1,11 +1,12 @@
 //! UTC timestamps in the wire format: RFC 3339 with milliseconds and `Z`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime, UtcOffset};
 
 /// A point in time, always in UTC, written on the wire as
 /// `2024-01-15T10:30:00.000Z` (RFC 3339, milliseconds, `Z`).
@@ -48,7 +49,11 @@ impl Timestamp {
     /// assert_eq!(t.to_string(), "2024-01-15T10:30:00.000Z");
     /// ```
     pub fn from_unix_millis(millis: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        // Whole seconds, then the milliseconds: no 128-bit arithmetic.
+        let milli = u16::try_from(millis.rem_euclid(1000)).ok()?;
+        OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
+            .ok()?
+            .replace_millisecond(milli)
             .ok()
             .map(Self)
     }
@@ -80,6 +85,23 @@ impl Timestamp {
     }
 
     fn format_buf(&self) -> [u8; FORMATTED_LEN] {
+        // Consecutive timestamps mostly fall in the same second: its text is kept per
+        // thread and only the milliseconds are written again.
+        let t = self.0;
+        let key = (t.date(), t.hour(), t.minute(), t.second());
+        let mut buf = match LAST_SECOND.get() {
+            Some((last, buf)) if last == key => buf,
+            _ => {
+                let buf = self.format_buf_uncached();
+                LAST_SECOND.set(Some((key, buf)));
+                buf
+            }
+        };
+        put_digits(&mut buf[20..23], u32::from(t.millisecond()));
+        buf
+    }
+
+    fn format_buf_uncached(&self) -> [u8; FORMATTED_LEN] {
         let t = self.0;
         // The calendar date from the day number (integer arithmetic only: several
         // times cheaper than `time`'s calendar accessors, which matters on the
@@ -125,6 +147,14 @@ impl Timestamp {
         out.extend_from_slice(&buf);
         out.push(b'"');
     }
+}
+
+/// A second (UTC date, hour, minute, second) and its formatted text.
+type FormattedSecond = ((Date, u8, u8, u8), [u8; FORMATTED_LEN]);
+
+thread_local! {
+    /// The last second [`Timestamp::format_buf`] formatted on this thread.
+    static LAST_SECOND: Cell<Option<FormattedSecond>> = const { Cell::new(None) };
 }
 
 /// The proleptic Gregorian (year, month, day) of a day number counted from
@@ -259,6 +289,39 @@ mod tests {
         // Before year 0 the general path clamps the year.
         let t = Timestamp::from_unix_millis(first - 1).unwrap();
         assert_eq!(&t.format_buf(), b"0000-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn the_kept_second_is_reused_only_for_the_same_second() {
+        // Runs of timestamps inside one second (the kept text is reused), across
+        // second, minute, day and year boundaries, and the same time of day on other
+        // days (same hour, minute, second: the date must not be reused).
+        let new_year = 1_704_067_200_000i64; // 2024-01-01T00:00:00.000Z
+        let mut millis: Vec<i64> = (-3_000..3_000).map(|i| new_year + i * 7).collect();
+        for day in [0, 1, 366, -1, 1] {
+            millis.extend([
+                new_year + day * 86_400_000 + 5,
+                new_year + day * 86_400_000 + 999,
+            ]);
+        }
+        for m in millis {
+            let t = Timestamp::from_unix_millis(m).unwrap();
+            assert_eq!(t.format_buf(), t.format_buf_general(), "{m}");
+        }
+    }
+
+    #[test]
+    fn from_unix_millis_matches_the_nanosecond_constructor() {
+        let limit = 253_402_300_799_999i64; // 9999-12-31T23:59:59.999Z
+        let mut millis: Vec<i64> = (-1_000..1_000).map(|i| i * 7_777_777_777 + i).collect();
+        millis.extend([0, -1, 1, 999, -999, 1_000, -1_000, limit, -limit - 1]);
+        millis.extend([limit + 1, -limit - 2, i64::MAX, i64::MIN]);
+        for m in millis {
+            let expected = OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1_000_000)
+                .ok()
+                .map(Timestamp);
+            assert_eq!(Timestamp::from_unix_millis(m), expected, "{m}");
+        }
     }
 
     #[test]

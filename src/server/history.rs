@@ -3,24 +3,61 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use bytes::BytesMut;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{BacktestId, Envelope, Event, EventKind};
 
 /// Serializes an envelope once into the frame every client gets:
 /// `{"type":...,"data":{...},"topic":"...","seq":N}`.
+#[cfg(test)]
 pub(crate) fn event_frame(envelope: &Envelope, seq: u64) -> Utf8Bytes {
-    let mut out = Vec::with_capacity(384);
-    envelope.write_json(&mut out);
-    if out.last() == Some(&b'}') {
-        out.pop();
-        out.extend_from_slice(b",\"seq\":");
-        crate::json_text::u64(&mut out, seq);
-        out.push(b'}');
+    FrameWriter::new().frame(envelope, seq)
+}
+
+/// Room of one shared buffer that frames are cut from.
+const FRAME_CHUNK: usize = 4096;
+
+/// Serializes events into frames, cutting consecutive frames from one shared buffer:
+/// a frame costs no allocation of its own (one buffer serves ~10 frames, and is reused
+/// in place once its frames are all written and dropped). A frame kept alone (in a
+/// run's snapshot) keeps at most one buffer of [`FRAME_CHUNK`] bytes alive.
+pub(crate) struct FrameWriter {
+    /// Where an event is written first (its JSON writer takes a `Vec`).
+    scratch: Vec<u8>,
+    chunk: BytesMut,
+}
+
+impl FrameWriter {
+    pub(crate) fn new() -> Self {
+        Self {
+            scratch: Vec::with_capacity(512),
+            chunk: BytesMut::with_capacity(FRAME_CHUNK),
+        }
     }
-    // Only valid UTF-8 is written; one check of the whole frame is cheaper than
-    // writing through `String` piece by piece.
-    Utf8Bytes::from(String::from_utf8(out).unwrap_or_default())
+
+    /// The frame of `envelope` numbered `seq`:
+    /// `{"type":...,"data":{...},"topic":"...","seq":N}`.
+    pub(crate) fn frame(&mut self, envelope: &Envelope, seq: u64) -> Utf8Bytes {
+        let out = &mut self.scratch;
+        out.clear();
+        envelope.write_json(out);
+        if out.last() == Some(&b'}') {
+            out.pop();
+            out.extend_from_slice(b",\"seq\":");
+            crate::json_text::u64(out, seq);
+            out.push(b'}');
+        }
+        if out.capacity() > 4 * FRAME_CHUNK {
+            // A huge event (large results) does not keep its room for the next ones.
+            out.shrink_to(FRAME_CHUNK);
+        }
+        self.chunk.extend_from_slice(out);
+        let bytes = self.chunk.split().freeze();
+        // Only valid UTF-8 is written; one check of the whole frame is cheaper than
+        // writing through `String` piece by piece.
+        Utf8Bytes::try_from(bytes).unwrap_or_default()
+    }
 }
 
 /// A fast hasher for the map of runs, which is looked up for every event.

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::config::{LagPolicy, ServerConfig};
 use super::error::ServerError;
-use super::history::{TopicHistory, event_frame};
+use super::history::{FrameWriter, TopicHistory};
 use super::inbox::{Inbox, Refused};
 use super::protocol::{BadRequest, Subscribe, confirmation_frame, error_frame, unsubscribed_frame};
 use super::queue::{ClientQueue, CloseRequest, Pushed};
@@ -135,6 +135,7 @@ impl Hub {
             cursors: HashMap::new(),
             subscription_counts: BTreeMap::new(),
             closed: false,
+            frames: FrameWriter::new(),
         };
         let inbox_owner = Arc::clone(&shared);
         runtime.spawn(async move {
@@ -357,6 +358,7 @@ struct HubTask {
     cursors: HashMap<u64, Vec<ReplayCursor>>,
     subscription_counts: BTreeMap<Topic, usize>,
     closed: bool,
+    frames: FrameWriter,
 }
 
 fn remove_subscriber(list: &mut Subscribers, id: u64) {
@@ -455,7 +457,7 @@ impl HubTask {
                 }),
         };
         let seq = state.history.next_seq();
-        let frame = event_frame(envelope, seq);
+        let frame = self.frames.frame(envelope, seq);
         state.history.record(seq, &envelope.event, &frame);
         let state = &*state;
         let mut slow = Vec::new();
