@@ -5,12 +5,13 @@
 //! unless `BACKTEST_STREAM_REQUIRE_BROWSER=1` (as in `.ci/run`), then it fails.
 //! `UPDATE_DASHBOARD_SCREENSHOT=1` saves the finished page to `docs/dashboard.png`;
 //! `LATE_JOINER_SCREENSHOT=PATH` saves the page opened mid-run to PATH.
-#![cfg(all(feature = "server", feature = "csv"))]
+#![cfg(all(unix, feature = "server", feature = "csv"))]
 
 mod demo_support;
 mod examples_support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +33,8 @@ fn find_in_path(names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// chromedriver, killed when dropped.
+/// chromedriver, in a process group of its own with the Chromium it starts; the whole
+/// group is killed when dropped, so a test that fails half-way leaves no browser behind.
 struct Driver {
     child: Child,
     url: String,
@@ -47,6 +49,7 @@ impl Driver {
             .port();
         let child = Command::new(binary)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -74,6 +77,11 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The group's id is chromedriver's pid (`process_group(0)`).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
