@@ -216,6 +216,16 @@ pub(crate) fn pong_frame() -> Utf8Bytes {
     Utf8Bytes::from_static(r#"{"type":"pong"}"#)
 }
 
+/// `{"type":KIND,"data":DATA}`: the shape of the replies that carry data.
+fn data_frame(kind: &str, data: impl Serialize) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Reply<'a, D> {
+        r#type: &'a str,
+        data: D,
+    }
+    frame_of(&Reply { r#type: kind, data })
+}
+
 /// `{"type":"error","data":{"code":"bad_request","error":"..."}}`
 pub(crate) fn error_frame(error: &BadRequest) -> Utf8Bytes {
     #[derive(Serialize)]
@@ -223,18 +233,13 @@ pub(crate) fn error_frame(error: &BadRequest) -> Utf8Bytes {
         code: &'a str,
         error: String,
     }
-    #[derive(Serialize)]
-    struct Reply<'a> {
-        r#type: &'a str,
-        data: Data<'a>,
-    }
-    frame_of(&Reply {
-        r#type: "error",
-        data: Data {
+    data_frame(
+        "error",
+        Data {
             code: "bad_request",
             error: error.to_string(),
         },
-    })
+    )
 }
 
 /// `{"type":"subscription_confirmed","topic":...}` with its optional keys.
@@ -286,15 +291,7 @@ pub(crate) fn lagged_frame(topic: &Topic, missed: u64) -> Utf8Bytes {
         topic: &'a Topic,
         missed: u64,
     }
-    #[derive(Serialize)]
-    struct Reply<'a> {
-        r#type: &'a str,
-        data: Data<'a>,
-    }
-    frame_of(&Reply {
-        r#type: "lagged",
-        data: Data { topic, missed },
-    })
+    data_frame("lagged", Data { topic, missed })
 }
 
 #[cfg(test)]
