@@ -51,7 +51,7 @@ fn build(kind: usize, id: &BacktestId, ts: Timestamp) -> Event {
             return_pct: 25.0,
             duration_seconds: 45.3,
             timestamp: ts,
-            results: serde_json::Map::new(),
+            results: Default::default(),
         }),
         _ => Event::BacktestError(BacktestError {
             backtest_id: id.clone(),

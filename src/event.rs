@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BacktestId, Timestamp};
+use crate::{BacktestId, Results, Timestamp};
 
 /// One message of a backtest's life, as sent to user interfaces.
 ///
@@ -228,11 +228,7 @@ impl Event {
                 out.extend_from_slice(br#","timestamp":"#);
                 c.timestamp.write_json(out);
                 out.extend_from_slice(br#","results":"#);
-                // The open results map is written by serde_json. Serializing a map of
-                // JSON values into memory cannot fail: every key is a string.
-                if serde_json::to_writer(&mut *out, &c.results).is_err() {
-                    unreachable_serialization();
-                }
+                c.results.write_json(out);
                 out.extend_from_slice(b"}}");
             }
         }
@@ -251,11 +247,6 @@ impl Event {
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
-}
-
-#[cold]
-fn unreachable_serialization() {
-    debug_assert!(false, "serializing an Event into memory failed");
 }
 
 /// `backtest_start`: broadcast when a backtest begins.
@@ -350,8 +341,9 @@ pub struct BacktestComplete {
     pub duration_seconds: f64,
     /// When the run finished.
     pub timestamp: Timestamp,
-    /// Extra results metadata: an open JSON object (trade list, parameters, ...).
-    pub results: serde_json::Map<String, serde_json::Value>,
+    /// Extra results: an open JSON object (trade list, parameters, ...), its trade list
+    /// kept typed until the event is written (see [`Results`]).
+    pub results: Results,
 }
 
 /// `backtest_error`: broadcast when a run fails.

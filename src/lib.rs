@@ -67,12 +67,14 @@ mod jsonl;
 mod memory;
 pub mod metrics;
 pub mod reference_engine;
+mod results;
 mod sink;
 mod sma_crossover;
 mod streamer;
 mod synthetic;
 mod timestamp;
 mod topic;
+mod trade;
 
 #[cfg(feature = "server")]
 pub mod server;
@@ -102,8 +104,9 @@ pub use memory::{ChannelSink, MemorySink, channel};
 pub use metrics::Metrics;
 pub use reference_engine::{
     BacktestReport, EngineConfig, InvalidOrder, Order, Position, ReferenceEngine,
-    ReferenceEngineError, Side, Strategy, StrategyContext, StrategyError, Trade, run_backtest,
+    ReferenceEngineError, Strategy, StrategyContext, StrategyError, run_backtest,
 };
+pub use results::Results;
 pub use sink::{
     Envelope, FanOut, FanOutFailures, FnSink, NoopSink, ProgressSink, SinkError, sink_fn,
 };
@@ -115,6 +118,7 @@ pub use streamer::{
 pub use synthetic::{SyntheticBars, SyntheticError};
 pub use timestamp::{Timestamp, TimestampError};
 pub use topic::{InvalidTopic, Topic};
+pub use trade::{Side, Trade};
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -30,13 +30,16 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::engine::{BacktestEngine, Cancelled, EngineOutput, RunError, RunMonitor};
 use crate::metrics::{DEFAULT_PERIODS_PER_YEAR, DrawdownTracker, Metrics};
+pub use crate::trade::{Side, Trade};
 use crate::{
-    BacktestId, BacktestRunner, Bar, ProgressDetails, RunInfo, RunResults, SharedSink, Timestamp,
+    BacktestId, BacktestRunner, Bar, ProgressDetails, Results, RunInfo, RunResults, SharedSink,
+    Timestamp,
 };
 
 /// The error a strategy may return from [`Strategy::on_bar`]: any error.
@@ -123,16 +126,6 @@ pub enum Order {
     Close,
 }
 
-/// The direction of a position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    /// Bought first, sold to close.
-    Long,
-    /// Sold first, bought to close.
-    Short,
-}
-
 /// The open position.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Position {
@@ -160,48 +153,6 @@ impl Position {
     /// The position's P&L if it were closed at `price`: `quantity × (price − entry)`.
     pub fn pnl_at(&self, price: f64) -> f64 {
         self.quantity() * (price - self.entry_price)
-    }
-}
-
-/// A closed trade.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Trade {
-    /// Long or short.
-    pub side: Side,
-    /// Units, positive.
-    pub size: f64,
-    /// The timestamp of the entry fill's bar.
-    pub entry_time: Timestamp,
-    /// The entry fill price.
-    pub entry_price: f64,
-    /// The timestamp of the exit fill's bar.
-    pub exit_time: Timestamp,
-    /// The exit fill price.
-    pub exit_price: f64,
-    /// `quantity × (exit − entry)`.
-    pub pnl: f64,
-    /// Whether the trade was closed at the last bar's close because the data ended.
-    pub closed_at_end: bool,
-}
-
-impl Trade {
-    /// The trade as a JSON object, as in the `trades` list of `backtest_complete`
-    /// (the same as its `Serialize` form).
-    pub fn to_json_value(&self) -> Value {
-        let side = match self.side {
-            Side::Long => "long",
-            Side::Short => "short",
-        };
-        let mut map = Map::new();
-        map.insert("side".into(), side.into());
-        map.insert("size".into(), self.size.into());
-        map.insert("entry_time".into(), self.entry_time.to_string().into());
-        map.insert("entry_price".into(), self.entry_price.into());
-        map.insert("exit_time".into(), self.exit_time.to_string().into());
-        map.insert("exit_price".into(), self.exit_price.into());
-        map.insert("pnl".into(), self.pnl.into());
-        map.insert("closed_at_end".into(), self.closed_at_end.into());
-        Value::Object(map)
     }
 }
 
@@ -404,8 +355,9 @@ pub enum ReferenceEngineError {
 pub struct BacktestReport {
     /// The headline figures.
     pub metrics: Metrics,
-    /// The closed trades, in order.
-    pub trades: Vec<Trade>,
+    /// The closed trades, in order (shared with the `backtest_complete` event: see
+    /// [`Results`]).
+    pub trades: Arc<[Trade]>,
     /// Starting cash.
     pub initial_cash: f64,
     /// Bars processed.
@@ -431,21 +383,17 @@ impl EngineOutput for BacktestReport {
             .max_result_trades
             .map_or(self.trades.len(), |max| max.min(self.trades.len()));
         let omitted = self.trades.len() - listed;
-        let mut results = Map::new();
-        results.insert(
-            "trades".into(),
-            Value::Array(
-                self.trades[omitted..]
-                    .iter()
-                    .map(Trade::to_json_value)
-                    .collect(),
-            ),
-        );
-        results.insert("trades_omitted".into(), omitted.into());
-        results.insert("parameters".into(), Value::Object(self.parameters.clone()));
-        results.insert("bars".into(), self.bars.into());
-        results.insert("unfilled_orders".into(), self.unfilled_orders.into());
-        results.insert("rejected_orders".into(), self.rejected_orders.into());
+        let trades: Arc<[Trade]> = if omitted == 0 {
+            Arc::clone(&self.trades)
+        } else {
+            Arc::from(&self.trades[omitted..])
+        };
+        let mut results = Results::with_trades(trades);
+        results.insert("trades_omitted", omitted);
+        results.insert("parameters", Value::Object(self.parameters.clone()));
+        results.insert("bars", self.bars);
+        results.insert("unfilled_orders", self.unfilled_orders);
+        results.insert("rejected_orders", self.rejected_orders);
         RunResults {
             final_balance: self.metrics.final_balance,
             total_trades: self.metrics.total_trades,
@@ -642,7 +590,7 @@ impl<'a, S: Strategy> ReferenceEngine<'a, S> {
         }
         Ok(BacktestReport {
             metrics,
-            trades,
+            trades: trades.into(),
             initial_cash,
             bars: bars.len() as u64,
             unfilled_orders,

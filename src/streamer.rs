@@ -130,8 +130,8 @@ pub struct RunResults {
     pub drawdown: f64,
     /// Total return in percent.
     pub return_pct: f64,
-    /// Extra results metadata (trade list, parameters, ...).
-    pub results: serde_json::Map<String, serde_json::Value>,
+    /// Extra results (trade list, parameters, ...): see [`Results`](crate::Results).
+    pub results: crate::Results,
 }
 
 impl Default for RunResults {
@@ -143,7 +143,7 @@ impl Default for RunResults {
             sharpe_ratio: f64::NAN,
             drawdown: f64::NAN,
             return_pct: f64::NAN,
-            results: serde_json::Map::new(),
+            results: crate::Results::new(),
         }
     }
 }
@@ -294,6 +294,7 @@ impl ProgressStreamer {
             final_sent: false,
             started: Instant::now(),
             last_sent: None,
+            last_sent_bar: 0,
             delivery: DeliveryStats::default(),
             finished: false,
         };
@@ -340,6 +341,8 @@ pub struct RunningBacktest {
     final_sent: bool,
     started: Instant,
     last_sent: Option<Instant>,
+    /// The bar count of the last update sent.
+    last_sent_bar: u64,
     delivery: DeliveryStats,
     finished: bool,
 }
@@ -394,6 +397,14 @@ impl RunningBacktest {
     /// the last update; the final update (`bars_processed >= total_bars`) is always sent,
     /// once. `details` is called only for updates that are sent, so a suppressed call
     /// costs a comparison.
+    ///
+    /// While the minimum interval holds updates back, the clock is not read at every
+    /// cadence point (a fast engine reaches thousands of them per interval): the run
+    /// skips the points that fit in half the interval's remaining time at its pace
+    /// since the last update, and never more bars than it made since that update. At a
+    /// steady pace the held-back update goes out a cadence point or two after the
+    /// interval has passed; a run that suddenly slows down sends it at most as many bars
+    /// later as it had made since the last update.
     #[inline]
     pub fn progress(
         &mut self,
@@ -407,10 +418,34 @@ impl RunningBacktest {
     }
 
     /// Whether [`progress`](RunningBacktest::progress) with `bars_processed` would
-    /// consider sending an update (the minimum interval aside).
+    /// consider sending an update: a cadence point is reached, and not one skipped
+    /// while the minimum interval holds updates back (whether the interval has passed
+    /// is checked by `progress`).
     #[inline]
     pub fn is_progress_due(&self, bars_processed: u64) -> bool {
         bars_processed >= self.next_due && !(self.final_sent && bars_processed >= self.total_bars)
+    }
+
+    /// Moves `next_due` past cadence points that the minimum interval will hold back, so
+    /// that a fast run reads the clock at a few of its cadence points, not at every one:
+    /// it skips the points that fit in half the interval's remaining time at the pace
+    /// since the last update, and never more bars than the run made since that update.
+    /// At a steady pace the clock is read at cadence points spaced geometrically (1, 3,
+    /// 7, 15, ... points after an update, then closer as the interval's end nears).
+    fn skip_held_back_points(&mut self, bars_processed: u64, elapsed: Duration, min: Duration) {
+        let since = bars_processed.saturating_sub(self.last_sent_bar) as f64;
+        let elapsed = elapsed.as_secs_f64();
+        let remaining = min
+            .saturating_sub(Duration::from_secs_f64(elapsed))
+            .as_secs_f64();
+        let fit = if elapsed > 0.0 {
+            since * remaining / elapsed / 2.0
+        } else {
+            f64::INFINITY
+        };
+        // A float-to-integer cast saturates; whole cadence steps only.
+        let skip = (fit.min(since) as u64) / self.every * self.every;
+        self.next_due = self.next_due.saturating_add(skip).min(self.total_bars);
     }
 
     #[cold]
@@ -429,7 +464,9 @@ impl RunningBacktest {
             let next_multiple = (bars_processed / self.every + 1).saturating_mul(self.every);
             self.next_due = next_multiple.min(self.total_bars);
             if let (Some(min), Some(last)) = (self.min_interval, self.last_sent) {
-                if last.elapsed() < min {
+                let elapsed = last.elapsed();
+                if elapsed < min {
+                    self.skip_held_back_points(bars_processed, elapsed, min);
                     return false;
                 }
             }
@@ -437,6 +474,7 @@ impl RunningBacktest {
         let details = details();
         let now = Instant::now();
         self.last_sent = Some(now);
+        self.last_sent_bar = bars_processed;
         if is_final {
             self.final_sent = true;
             self.next_due = u64::MAX;

@@ -71,7 +71,7 @@ fn log_price(price: f64) -> String {
 /// The fill log lines a report's trades imply, in order.
 fn expected_fill_logs(report: &BacktestReport) -> Vec<String> {
     let mut lines = Vec::new();
-    for trade in &report.trades {
+    for trade in report.trades.iter() {
         lines.push(format!(
             "Trade executed: BUY {} @ {}",
             trade.size,
@@ -155,17 +155,21 @@ fn a_successful_run_streams_start_progress_logs_and_complete() {
     assert_eq!(done.final_balance, report.metrics.final_balance);
     assert_eq!(done.total_trades, report.trades.len() as u64);
     assert_eq!(done.drawdown, report.metrics.drawdown);
-    let trades = done.results["trades"].as_array().unwrap();
+    // The event shares the report's trade list: no copy, no JSON built on this thread.
+    let typed = done.results.trades().expect("a typed trade list");
+    assert!(std::sync::Arc::ptr_eq(typed, &report.trades));
+    let results = done.results.to_value();
+    let trades = results["trades"].as_array().unwrap();
     assert_eq!(trades.len(), report.trades.len());
     assert_eq!(trades[0]["entry_price"], report.trades[0].entry_price);
     assert_eq!(
         trades[0]["entry_time"],
         report.trades[0].entry_time.to_string()
     );
-    assert_eq!(done.results["trades_omitted"], 0);
-    assert_eq!(done.results["parameters"]["strategy"], "sma_crossover");
-    assert_eq!(done.results["parameters"]["fast"], 10);
-    assert_eq!(done.results["parameters"]["slow"], 20);
+    assert_eq!(results["trades_omitted"], 0);
+    assert_eq!(results["parameters"]["strategy"], "sma_crossover");
+    assert_eq!(results["parameters"]["fast"], 10);
+    assert_eq!(results["parameters"]["slow"], 20);
 
     // The fills are the run's log entries, between its start and its end.
     assert_eq!(log_messages(&events), expected_fill_logs(&report));
@@ -599,6 +603,8 @@ fn the_trade_list_of_the_results_can_be_limited_to_the_last_trades() {
     let n = report.trades.len();
     assert!(n > 3);
     let results = report.run_results().results;
+    assert_eq!(results.trades().unwrap()[..], report.trades[n - 3..]);
+    let results = results.to_value();
     let listed: Vec<serde_json::Value> = report.trades[n - 3..]
         .iter()
         .map(|t| t.to_json_value())
@@ -653,4 +659,69 @@ fn an_engine_that_checks_the_token_itself_is_reported_as_cancelled() {
         ),
         "{err}"
     );
+}
+
+/// A writer into shared memory, so the test can read what the sink's thread wrote.
+#[derive(Clone, Default)]
+struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_trade_list_is_written_as_json_by_the_transport_and_reads_back_typed() {
+    use backtest_stream::{JsonLinesSink, ProgressSink, read_json_lines};
+    let data = bars(3_000, 4);
+    let buffer = SharedBuffer::default();
+    let jsonl = Arc::new(JsonLinesSink::new(buffer.clone()));
+    let memory = MemorySink::new();
+    let report = BacktestRunner::new((Arc::clone(&jsonl), memory.clone()))
+        .run(&mut ReferenceEngine::new(
+            &data,
+            SmaCrossover::new(5, 10, 1.0).unwrap(),
+            config(),
+        ))
+        .unwrap();
+    assert!(report.trades.len() > 10);
+    jsonl.flush().unwrap();
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let line = text.lines().last().unwrap();
+    assert!(
+        line.starts_with(r#"{"type":"backtest_complete","data":{"#),
+        "{line}"
+    );
+    assert!(line.contains(r#""results":{"bars":3000,"parameters":{"#));
+    assert!(
+        line.contains(r#""rejected_orders":0,"trades":[{"closed_at_end":false,"entry_price":"#)
+    );
+    assert!(line.ends_with(r#"}],"trades_omitted":0,"unfilled_orders":0}},"topic":"backtest"}"#));
+
+    // The line is the event the memory sink holds, written out.
+    let held = memory.events().pop().unwrap();
+    let mut expected = held.to_json();
+    expected.pop();
+    assert_eq!(line, format!(r#"{expected},"topic":"backtest"}}"#));
+
+    // Read back: the same event, and the same trades once parsed.
+    let envelopes: Vec<_> = read_json_lines(text.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let read = envelopes.last().unwrap();
+    // Written again, the same text (compared as text: the held event's timestamp has
+    // sub-millisecond digits).
+    assert_eq!(read.event.to_json(), held.to_json());
+    let Event::BacktestComplete(done) = &*read.event else {
+        panic!("{:?}", read.event.kind())
+    };
+    assert!(done.results.trades().is_none(), "read back as plain JSON");
+    let trades = done.results.read_trades().unwrap().unwrap();
+    assert_eq!(trades[..], report.trades[..]);
+    assert_eq!(done.results.get("trades_omitted"), Some(&0.into()));
 }

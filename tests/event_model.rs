@@ -2,7 +2,7 @@
 
 use backtest_stream::{
     BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Envelope, Event,
-    EventKind, LogEntry, LogLevel, Timestamp, Topic,
+    EventKind, LogEntry, LogLevel, Results, Side, Timestamp, Topic, Trade,
 };
 use serde_json::Value;
 
@@ -70,7 +70,8 @@ fn sample(kind: EventKind) -> Event {
             results: serde_json::json!({"trades": [], "fast": 10})
                 .as_object()
                 .unwrap()
-                .clone(),
+                .clone()
+                .into(),
         }),
         EventKind::BacktestError => Event::BacktestError(BacktestError {
             backtest_id: id(),
@@ -368,7 +369,20 @@ fn tricky_events(text: &str) -> Vec<Event> {
             })
             .as_object()
             .cloned()
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
+        }),
+        Event::BacktestComplete(BacktestComplete {
+            backtest_id: run.clone(),
+            final_balance: 1.0,
+            total_trades: 3,
+            win_rate: 50.0,
+            sharpe_ratio: f64::NAN,
+            drawdown: 0.0,
+            return_pct: 0.0,
+            duration_seconds: 0.001,
+            timestamp: ts(),
+            results: typed_results(text),
         }),
         Event::BacktestError(BacktestError {
             backtest_id: run,
@@ -377,6 +391,90 @@ fn tricky_events(text: &str) -> Vec<Event> {
             timestamp: ts(),
         }),
     ]
+}
+
+/// Results with a typed trade list (odd numbers included) and other keys, one of them a
+/// `"trades"` field that the typed list hides.
+fn typed_results(text: &str) -> Results {
+    let trade = |side, size, entry_price, exit_price, pnl, closed_at_end| Trade {
+        side,
+        size,
+        entry_time: Timestamp::from_unix_millis(-62_135_596_800_000).unwrap(),
+        entry_price,
+        exit_time: Timestamp::from_unix_millis(253_402_300_799_999).unwrap(),
+        exit_price,
+        pnl,
+        closed_at_end,
+    };
+    let trades = vec![
+        trade(Side::Long, 1.0, 179.13, 180.0, 0.87, false),
+        trade(Side::Short, 0.1, -1e-300, 1e21, f64::NAN, true),
+        trade(Side::Long, 1e300, 0.1 + 0.2, f64::INFINITY, -0.0, false),
+    ];
+    let mut results = Results::new();
+    results.insert(text, text);
+    results.insert("trades", "hidden by the typed list");
+    results.set_trades(trades);
+    results
+        .fields_mut()
+        .insert("trades".into(), "still hidden".into());
+    results.insert("nested", serde_json::json!({"deep": [1, 2.5, "x"]}));
+    results
+}
+
+#[test]
+fn typed_trade_lists_are_written_as_json_objects_and_read_back_equal() {
+    let results = typed_results("key");
+    assert_eq!(results.len(), 3);
+    assert!(results.get("trades").is_none());
+    assert_eq!(results.get("key"), Some(&"key".into()));
+    let text = serde_json::to_string(&results).unwrap();
+    assert!(
+        text.starts_with(r#"{"key":"key","nested":{"deep":[1,2.5,"x"]},"trades":[{"closed_at_end":false,"entry_price":179.13,"entry_time":"0001-01-01T00:00:00.000Z","exit_price":180.0,"exit_time":"9999-12-31T23:59:59.999Z","pnl":0.87,"side":"long","size":1.0},{"closed_at_end":true,"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""pnl":null,"side":"short","size":0.1}"#),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(r#""pnl":-0.0,"side":"long","size":1e+300}]}"#),
+        "{text}"
+    );
+    // Read back and written again: the same text.
+    let again: Results = serde_json::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_string(&again).unwrap(), text);
+    assert!(!text.contains("hidden"), "{text}");
+    // The same object as JSON values.
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value, results.to_value());
+    assert_eq!(value["trades"].as_array().unwrap().len(), 3);
+    assert_eq!(value["trades"][1]["side"], "short");
+    assert_eq!(value["trades"][2]["exit_price"], serde_json::Value::Null);
+    // Read back: plain JSON, equal to the typed form, trades readable as `Trade`s.
+    let parsed: Results = serde_json::from_str(&text).unwrap();
+    assert!(parsed.trades().is_none());
+    assert_eq!(parsed, results);
+    assert_eq!(results, parsed);
+    let read = parsed.read_trades().unwrap().unwrap();
+    assert_eq!(read[0], results.trades().unwrap()[0]);
+    assert!(read[1].pnl.is_nan());
+    // Infinity is written as null, read back as NaN.
+    assert!(read[2].exit_price.is_nan());
+    // A trade list of another shape is kept as it came, and reported as not `Trade`s.
+    let other: Results = serde_json::from_str(r#"{"trades":[{"id":1}],"x":2}"#).unwrap();
+    assert!(other.read_trades().unwrap().is_err());
+    assert_eq!(other.get("trades").unwrap()[0]["id"], 1);
+    assert!(Results::new().read_trades().is_none());
+    // Inserting a "trades" key replaces the typed list; removing gives its JSON.
+    let mut replaced = typed_results("k");
+    let removed = replaced.remove("trades").unwrap();
+    assert_eq!(removed, value["trades"]);
+    assert!(replaced.trades().is_none());
+    let mut replaced = typed_results("k");
+    replaced.insert("trades", 5);
+    assert!(replaced.trades().is_none());
+    assert_eq!(serde_json::to_value(&replaced).unwrap()["trades"], 5);
 }
 
 #[test]

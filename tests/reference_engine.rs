@@ -508,7 +508,7 @@ fn a_trade_as_json_matches_its_serialize_form() {
         ],
     );
     assert_eq!(report.trades.len(), 2);
-    for trade in &report.trades {
+    for trade in report.trades.iter() {
         assert_eq!(trade.to_json_value(), serde_json::to_value(trade).unwrap());
     }
     let json = report.trades[0].to_json_value();

@@ -48,7 +48,7 @@ fn a_run_publishes_start_progress_and_complete_in_order() {
         sharpe_ratio: 1.85,
         drawdown: 8.5,
         return_pct: 25.0,
-        results: serde_json::Map::new(),
+        results: Default::default(),
     });
     use EventKind::*;
     assert_eq!(
@@ -160,14 +160,45 @@ fn the_minimum_interval_lets_updates_through_once_it_has_passed() {
     let mut run = ProgressStreamer::new(memory.clone())
         .progress_every(1)
         .min_interval(Duration::from_millis(20))
-        .start(RunInfo::default(), 4);
+        .start(RunInfo::default(), 10);
     assert!(run.progress(1, ProgressDetails::default));
     assert!(!run.progress(2, ProgressDetails::default));
     std::thread::sleep(Duration::from_millis(30));
-    assert!(run.progress(3, ProgressDetails::default));
-    assert!(run.progress(4, ProgressDetails::default));
+    // Bar 2 came fast after bar 1, so the run may skip bar 3 without reading the clock
+    // (never more bars than it made since the last update: one); bar 4 reads it.
+    let resumed = (3..=10)
+        .find(|&bar| run.progress(bar, ProgressDetails::default))
+        .unwrap();
+    assert!(resumed <= 4, "resumed at bar {resumed}");
+    for bar in resumed + 1..=10 {
+        run.progress(bar, ProgressDetails::default);
+    }
     run.complete(RunResults::default());
-    assert_eq!(progress_bars(&memory), [1, 3, 4]);
+    assert_eq!(progress_bars(&memory), [1, resumed, 10]);
+}
+
+#[test]
+fn a_fast_run_held_back_by_the_interval_reads_the_clock_at_few_cadence_points() {
+    // An hour's interval and a million cadence points: after the first update, every
+    // point is held back. The points at which the run still checks the clock are the
+    // ones `is_progress_due` reports: a few dozen, spaced geometrically.
+    let memory = MemorySink::new();
+    let mut run = ProgressStreamer::new(memory.clone())
+        .progress_every(1)
+        .min_interval(Duration::from_secs(3_600))
+        .start(RunInfo::default(), 1_000_000);
+    let mut checked = Vec::new();
+    for bar in 1..=1_000_000 {
+        if run.is_progress_due(bar) {
+            checked.push(bar);
+        }
+        run.progress(bar, ProgressDetails::default);
+    }
+    run.complete(RunResults::default());
+    assert_eq!(progress_bars(&memory), [1, 1_000_000]);
+    assert!(checked.len() < 64, "{} checks: {checked:?}", checked.len());
+    assert_eq!(&checked[..4], [1, 2, 4, 8]);
+    assert_eq!(checked.last(), Some(&1_000_000));
 }
 
 #[test]
