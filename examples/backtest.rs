@@ -34,6 +34,31 @@ const USAGE: &str = "usage: backtest [--data FILE.csv] [--fast N] [--slow N] [--
 [--every N] [--slippage X] [--periods-per-year X] [--max-result-trades N] [--no-stream] \
 [--ws ADDR [--linger SECS]] [--bar-delay-us N]";
 
+const HELP: &str = "\
+Runs the SMA-crossover strategy and streams the run as JSON Lines on stdout.
+
+Data:
+  --data FILE.csv          bars from a CSV file (timestamp,open,high,low,close,volume)
+  --bars N                 synthetic bars when there is no --data (default 10000)
+  --seed N                 seed of the synthetic bars (default 42)
+Strategy and account:
+  --fast N, --slow N       SMA lengths (default 10 and 20)
+  --size X                 units per trade (default 1)
+  --cash X                 starting cash (default 10000)
+  --slippage X             price added to buys, taken from sells (default 0)
+  --periods-per-year X     Sharpe annualisation (default 252 with --data, else 365)
+Streaming:
+  --mode LABEL             the run's variant label (default sma_crossover)
+  --id ID                  the run's id (default: a random UUID)
+  --symbol S, --timeframe T  shown in backtest_start (default SYNTH, H1)
+  --every N                progress every N bars (default 100)
+  --max-result-trades N    list only the last N trades in backtest_complete
+  --no-stream              run without streaming; print only the summary
+  --ws ADDR                also serve the run over WebSocket on ADDR (ws://ADDR/ws)
+  --linger SECS            with --ws: keep serving SECS after the run
+  --bar-delay-us N         sleep N microseconds per bar, to watch a run
+  -h, --help               this help";
+
 struct Options {
     data: Option<String>,
     fast: usize,
@@ -85,7 +110,8 @@ fn parse_args() -> Result<Options, String> {
             continue;
         }
         if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
+            println!("{USAGE}\n\n{HELP}");
+            std::process::exit(0);
         }
         let value = args
             .next()

@@ -490,9 +490,14 @@ async fn run_clients(options: Options) -> Result<(), Box<dyn std::error::Error>>
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    const USAGE: &str = "usage: loadtest server|client|both [--clients C] [--events N] [--rate R] [--idle] [--queue Q] [--write-buffer B] [--read-buffer B] [--addr A]";
     let Some(mode) = args.first().cloned() else {
-        return Err("usage: loadtest server|client|both [--clients C] [--events N] [--rate R] [--idle] [--queue Q] [--write-buffer B] [--read-buffer B] [--addr A]".into());
+        return Err(USAGE.into());
     };
+    if mode == "--help" || mode == "-h" {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let options = parse_options(&args[1..])?;
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()

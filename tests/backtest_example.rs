@@ -1,0 +1,133 @@
+//! `examples/backtest.rs` run as a real process: JSON Lines on stdout, help, and a clear
+//! error (exit 2) for every bad input.
+#![cfg(feature = "csv")]
+
+mod examples_support;
+
+use std::process::{Command, Output};
+
+use backtest_stream::{Event, EventKind, read_json_lines};
+use examples_support::example;
+
+fn backtest(args: &[&str]) -> Output {
+    Command::new(example("backtest"))
+        .args(args)
+        .output()
+        .expect("run the backtest example")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn streams_a_whole_run_as_json_lines_that_read_back_as_events() {
+    let output = backtest(&["--bars", "3000", "--id", "example-run", "--mode", "vanilla"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let envelopes: Vec<_> = read_json_lines(&output.stdout[..])
+        .collect::<Result<_, _>>()
+        .expect("every stdout line is an event");
+    let kinds: Vec<EventKind> = envelopes.iter().map(|e| e.event.kind()).collect();
+    assert_eq!(kinds.first(), Some(&EventKind::BacktestStart));
+    assert_eq!(kinds.last(), Some(&EventKind::BacktestComplete));
+    assert!(kinds.contains(&EventKind::BacktestProgress));
+    assert!(kinds.contains(&EventKind::LogEntry), "the fills are logged");
+    for envelope in &envelopes {
+        assert_eq!(
+            envelope.event.backtest_id().map(|id| id.as_str()),
+            Some("example-run")
+        );
+    }
+    let Event::BacktestStart(start) = &*envelopes[0].event else {
+        unreachable!()
+    };
+    assert_eq!(start.variant, "vanilla");
+    let Event::BacktestComplete(done) = &*envelopes.last().unwrap().event else {
+        unreachable!()
+    };
+    let trades = done.results.read_trades().unwrap().unwrap();
+    assert_eq!(trades.len() as u64, done.total_trades);
+    assert!(done.total_trades > 0);
+    // Each trade's entry and exit fill is one log line.
+    let fills = kinds.iter().filter(|k| **k == EventKind::LogEntry).count();
+    assert_eq!(fills, 2 * trades.len());
+    // The summary goes to stderr, naming the run.
+    assert!(
+        stderr(&output).contains("example-run"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn help_prints_the_options_and_exits_zero() {
+    let output = backtest(&["--help"]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    for option in [
+        "--data",
+        "--fast",
+        "--max-result-trades",
+        "--ws",
+        "--no-stream",
+    ] {
+        assert!(text.contains(option), "{option} missing from: {text}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_errors_that_name_the_option() {
+    for (args, expected) in [
+        (&["--fast", "x"][..], "--fast"),
+        (&["--bars"][..], "--bars needs a value"),
+        (&["--frobnicate", "1"][..], "unknown option --frobnicate"),
+        (&["--linger", "5"][..], "--linger needs --ws"),
+        (&["--fast", "0"][..], "fast"),
+        (&["--size", "-1"][..], "size"),
+        (&["--id", ""][..], "id"),
+    ] {
+        let output = backtest(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {expected:?} not in {}",
+            stderr(&output)
+        );
+        assert!(output.stdout.is_empty(), "{args:?}: no event for a bad run");
+    }
+}
+
+#[test]
+fn a_bad_csv_file_is_an_error_naming_the_file_the_line_and_the_column() {
+    let dir = std::env::temp_dir().join(format!("backtest-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bars.csv");
+    std::fs::write(
+        &path,
+        "timestamp,open,high,low,close,volume\n\
+         2024-01-01T00:00:00Z,1,2,0.5,1.5,100\n\
+         2024-01-01T01:00:00Z,1,2,zero,1.5,100\n",
+    )
+    .unwrap();
+    let output = backtest(&["--data", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("bars.csv"), "{message}");
+    assert!(message.contains("line 3"), "{message}");
+    assert!(message.contains("low"), "{message}");
+
+    let missing = dir.join("missing.csv");
+    let output = backtest(&["--data", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("missing.csv"),
+        "{}",
+        stderr(&output)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
