@@ -294,3 +294,74 @@ async fn since_with_snapshot_sends_each_seq_once_and_in_order() {
     server.publish(Topic::BACKTEST, progress("r1", 25));
     assert_eq!(recv(&mut client).await["seq"], 31);
 }
+
+#[tokio::test]
+async fn large_events_are_retained_within_the_byte_budgets() {
+    use backtest_stream::{Event, Results, Side, Trade};
+    // A run that ends with a large backtest_complete: 2,000 trades, about 400 KB.
+    let trade = Trade {
+        side: Side::Long,
+        size: 1.0,
+        entry_time: ts(),
+        entry_price: 101.123456789,
+        exit_time: ts(),
+        exit_price: 102.987654321,
+        pnl: 1.864197532,
+        closed_at_end: false,
+    };
+    let mut big = complete("big");
+    if let Event::BacktestComplete(c) = &mut big {
+        c.results = Results::with_trades(vec![trade; 2_000]);
+    }
+    let big_len = big.to_json().len();
+    assert!(big_len > 300_000, "{big_len}");
+    let server = TestServer::start(
+        ServerConfig::default()
+            .history_bytes(100_000)
+            .snapshot_bytes(100_000),
+    )
+    .await;
+    server.publish(Topic::BACKTEST, start("big"));
+    server.publish(Topic::BACKTEST, big.clone());
+    for bars in 1..=3 {
+        server.publish(Topic::BACKTEST, progress("small", bars));
+    }
+    server.wait_stats(|s| s.events_published == 5).await;
+
+    // The replay history dropped the large frame (and what came before it) and says so.
+    let mut client = server.connect().await;
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "since": 0, "epoch": server.hub.epoch()}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], false);
+    assert_eq!(
+        recv(&mut client).await,
+        json!({"type": "lagged", "data": {"topic": "backtest", "missed": 2}})
+    );
+    for seq in 3..=5 {
+        assert_eq!(recv(&mut client).await["seq"], seq);
+    }
+
+    // The snapshot forgot the finished large run once another run was updated.
+    let mut late = server.connect().await;
+    subscribe(
+        &mut late,
+        json!({"action": "subscribe", "topic": "backtest", "snapshot": true}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut late).await,
+        expected_frame(&progress("small", 3), "backtest", 5)
+    );
+
+    // Live clients still get large events whole.
+    server.publish(Topic::BACKTEST, big.clone());
+    let frame = recv(&mut client).await;
+    assert_eq!(frame, expected_frame(&big, "backtest", 6));
+    assert_eq!(
+        frame["data"]["results"]["trades"].as_array().unwrap().len(),
+        2_000
+    );
+}

@@ -160,9 +160,19 @@ pub struct ServerConfig {
     pub lag_policy: LagPolicy,
     /// Events kept per topic for replay with `since` (default 1,024).
     pub history_size: usize,
+    /// Bytes of frames kept per topic for replay (default 64 MiB), so that large events
+    /// (a `backtest_complete` listing many trades) cannot make the history huge: past
+    /// it the oldest events are dropped, as past [`history_size`](Self::history_size),
+    /// and a replay reports them missed. Frames are shared with the clients' queues and
+    /// the snapshot, not copied.
+    pub history_bytes: usize,
     /// Runs remembered per topic for `snapshot` (default 256); the oldest finished run
     /// is forgotten first.
     pub snapshot_runs: usize,
+    /// Bytes of frames remembered per topic for `snapshot` (default 64 MiB); past it
+    /// runs are forgotten as past [`snapshot_runs`](Self::snapshot_runs), except the
+    /// run that was just updated.
+    pub snapshot_bytes: usize,
     /// Events the publishers may have in flight to the hub (default 65,536); a publish
     /// beyond that fails with `SinkError::Full` and is counted.
     pub publish_queue_capacity: usize,
@@ -210,7 +220,9 @@ impl Default for ServerConfig {
             queue_capacity: 1024,
             lag_policy: LagPolicy::Notify,
             history_size: 1024,
+            history_bytes: 64 << 20,
             snapshot_runs: 256,
+            snapshot_bytes: 64 << 20,
             publish_queue_capacity: 65_536,
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(20),
@@ -266,10 +278,30 @@ impl ServerConfig {
         self.history_size = events;
         self
     }
+    /// Sets [`history_bytes`](Self::history_bytes).
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.history_bytes = bytes;
+        self
+    }
     /// Sets [`snapshot_runs`](Self::snapshot_runs).
     pub fn snapshot_runs(mut self, runs: usize) -> Self {
         self.snapshot_runs = runs;
         self
+    }
+    /// Sets [`snapshot_bytes`](Self::snapshot_bytes).
+    pub fn snapshot_bytes(mut self, bytes: usize) -> Self {
+        self.snapshot_bytes = bytes;
+        self
+    }
+
+    /// What one topic retains.
+    pub(crate) fn history_limits(&self) -> super::history::Limits {
+        super::history::Limits {
+            events: self.history_size,
+            bytes: self.history_bytes,
+            runs: self.snapshot_runs,
+            run_bytes: self.snapshot_bytes,
+        }
     }
     /// Sets [`publish_queue_capacity`](Self::publish_queue_capacity) (at least 1).
     pub fn publish_queue_capacity(mut self, events: usize) -> Self {

@@ -135,13 +135,21 @@ struct RunState {
 }
 
 impl RunState {
-    fn set(&mut self, kind: EventKind, seq: u64, frame: &Utf8Bytes) {
+    /// Keeps `frame` as the run's latest event of its kind; returns the length of the
+    /// frame it replaces (0 if none).
+    fn set(&mut self, kind: EventKind, seq: u64, frame: &Utf8Bytes) -> usize {
         let slot = match kind {
             EventKind::BacktestStart => &mut self.start,
             EventKind::BacktestProgress => &mut self.progress,
             _ => &mut self.terminal,
         };
-        *slot = Some((seq, frame.clone()));
+        slot.replace((seq, frame.clone()))
+            .map_or(0, |(_, old)| old.len())
+    }
+
+    /// The bytes of the frames kept.
+    fn bytes(&self) -> usize {
+        self.frames().map(|(_, frame)| frame.len()).sum()
     }
 
     fn frames(&self) -> impl Iterator<Item = (u64, &Utf8Bytes)> {
@@ -161,26 +169,43 @@ pub(crate) struct Replay<'a> {
     pub frames: Vec<(u64, &'a Utf8Bytes)>,
 }
 
+/// What one topic retains at most.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Events kept for replay.
+    pub(crate) events: usize,
+    /// Bytes of the frames kept for replay.
+    pub(crate) bytes: usize,
+    /// Runs kept for snapshot.
+    pub(crate) runs: usize,
+    /// Bytes of the frames kept for snapshot.
+    pub(crate) run_bytes: usize,
+}
+
 /// The history of one topic.
 pub(crate) struct TopicHistory {
     seq: u64,
     entries: VecDeque<Entry>,
-    capacity: usize,
+    /// The bytes of the frames in `entries`.
+    bytes: usize,
     runs: HashMap<BacktestId, RunState, BuildRunHasher>,
     /// Runs in the order they were first seen.
     run_order: VecDeque<BacktestId>,
-    max_runs: usize,
+    /// The bytes of the frames in `runs`.
+    run_bytes: usize,
+    limits: Limits,
 }
 
 impl TopicHistory {
-    pub(crate) fn new(capacity: usize, max_runs: usize) -> Self {
+    pub(crate) fn new(limits: Limits) -> Self {
         Self {
             seq: 0,
             entries: VecDeque::new(),
-            capacity,
+            bytes: 0,
             runs: HashMap::default(),
             run_order: VecDeque::new(),
-            max_runs,
+            run_bytes: 0,
+            limits,
         }
     }
 
@@ -197,17 +222,23 @@ impl TopicHistory {
 
     /// Retains an event and updates the state of its run.
     pub(crate) fn record(&mut self, seq: u64, event: &Event, frame: &Utf8Bytes) {
-        if self.capacity > 0 {
-            if self.entries.len() == self.capacity {
-                self.entries.pop_front();
-            }
+        if self.limits.events > 0 {
             self.entries.push_back(Entry {
                 seq,
                 backtest_id: event.backtest_id().cloned(),
                 frame: frame.clone(),
             });
+            self.bytes += frame.len();
+            // The oldest go first; a frame larger than the whole budget is not kept
+            // either (a replay reports it missed).
+            while self.entries.len() > self.limits.events || self.bytes > self.limits.bytes {
+                let Some(old) = self.entries.pop_front() else {
+                    break;
+                };
+                self.bytes -= old.frame.len();
+            }
         }
-        if self.max_runs == 0 {
+        if self.limits.runs == 0 {
             return;
         }
         let Some(id) = event.backtest_id() else {
@@ -219,27 +250,39 @@ impl TopicHistory {
         }
         // The common case (a run already known) costs one lookup.
         if let Some(run) = self.runs.get_mut(id) {
-            run.set(kind, seq, frame);
+            let replaced = run.set(kind, seq, frame);
+            self.run_bytes = self.run_bytes - replaced + frame.len();
+            if self.run_bytes > self.limits.run_bytes {
+                self.evict_runs(id);
+            }
             return;
         }
         let mut run = RunState::default();
         run.set(kind, seq, frame);
+        self.run_bytes += frame.len();
         self.run_order.push_back(id.clone());
         self.runs.insert(id.clone(), run);
-        self.evict_runs();
+        self.evict_runs(id);
     }
 
-    fn evict_runs(&mut self) {
-        while self.runs.len() > self.max_runs {
-            let finished = self
-                .run_order
-                .iter()
-                .position(|id| self.runs.get(id).is_none_or(|run| run.terminal.is_some()));
-            let index = finished.unwrap_or(0);
-            if let Some(id) = self.run_order.remove(index) {
-                self.runs.remove(&id);
-            } else {
+    /// Forgets runs until at most `limits.runs` are kept in at most `limits.run_bytes`:
+    /// the oldest finished run first, else the oldest running one, never `current`
+    /// (the run just updated, which may alone go past the byte budget).
+    fn evict_runs(&mut self, current: &BacktestId) {
+        while self.runs.len() > self.limits.runs || self.run_bytes > self.limits.run_bytes {
+            let finished = self.run_order.iter().position(|id| {
+                id != current && self.runs.get(id).is_none_or(|run| run.terminal.is_some())
+            });
+            let Some(index) =
+                finished.or_else(|| self.run_order.iter().position(|id| id != current))
+            else {
                 break;
+            };
+            let Some(id) = self.run_order.remove(index) else {
+                break;
+            };
+            if let Some(run) = self.runs.remove(&id) {
+                self.run_bytes -= run.bytes();
             }
         }
     }
@@ -301,6 +344,15 @@ mod tests {
         })
     }
 
+    fn limits(events: usize, bytes: usize, runs: usize, run_bytes: usize) -> Limits {
+        Limits {
+            events,
+            bytes,
+            runs,
+            run_bytes,
+        }
+    }
+
     fn publish(history: &mut TopicHistory, event: Event) {
         let seq = history.next_seq();
         let frame = event_frame(&Envelope::new(Topic::BACKTEST, event.clone()), seq);
@@ -320,7 +372,7 @@ mod tests {
 
     #[test]
     fn replay_reports_what_fell_out_of_the_history() {
-        let mut history = TopicHistory::new(3, 8);
+        let mut history = TopicHistory::new(limits(3, usize::MAX, 8, usize::MAX));
         for bars in 1..=5 {
             publish(&mut history, progress("r", bars));
         }
@@ -338,7 +390,7 @@ mod tests {
 
     #[test]
     fn snapshot_keeps_the_latest_progress_and_evicts_finished_runs_first() {
-        let mut history = TopicHistory::new(0, 2);
+        let mut history = TopicHistory::new(limits(0, 0, 2, usize::MAX));
         publish(&mut history, progress("a", 1));
         publish(&mut history, progress("a", 2));
         let snapshot = history.snapshot(None);
@@ -352,5 +404,82 @@ mod tests {
                 .snapshot(Some(&BacktestId::new("a").unwrap()))
                 .is_empty()
         );
+    }
+
+    fn frame_len(event: Event) -> usize {
+        event_frame(&Envelope::new(Topic::BACKTEST, event), 1).len()
+    }
+
+    fn error(id: &str) -> Event {
+        Event::BacktestError(crate::BacktestError {
+            backtest_id: BacktestId::new(id).unwrap(),
+            error: "failed".into(),
+            error_details: "x".repeat(1000),
+            timestamp: Timestamp::from_unix_millis(0).unwrap(),
+        })
+    }
+
+    #[test]
+    fn the_replay_history_keeps_at_most_its_byte_budget_oldest_out_first() {
+        // Frames of progress("r", 1..=9) have the same length.
+        let len = frame_len(progress("r", 1));
+        let mut history = TopicHistory::new(limits(100, 3 * len, 8, usize::MAX));
+        for bars in 1..=5 {
+            publish(&mut history, progress("r", bars));
+        }
+        assert_eq!(history.bytes, 3 * len);
+        let replay = history.replay(0, None);
+        assert_eq!(replay.missed, 2);
+        assert_eq!(
+            replay
+                .frames
+                .iter()
+                .map(|(seq, _)| *seq)
+                .collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        // A frame larger than the whole budget is not kept, and is reported missed.
+        publish(&mut history, error("r"));
+        assert_eq!(history.bytes, 0);
+        let replay = history.replay(5, None);
+        assert_eq!(replay.missed, 1);
+        assert!(replay.frames.is_empty());
+        publish(&mut history, progress("r", 7));
+        assert_eq!(history.replay(0, None).frames.len(), 1);
+        assert_eq!(history.bytes, len);
+    }
+
+    #[test]
+    fn the_snapshot_keeps_at_most_its_byte_budget_finished_runs_out_first() {
+        let small = frame_len(progress("a", 1));
+        let big = frame_len(error("a"));
+        // Just short of two finished runs (start-less: progress + error).
+        let mut history = TopicHistory::new(limits(0, 0, 100, 2 * (small + big) - 1));
+        assert!(3 * small + big < 2 * (small + big) - 1);
+        let id = |s: &str| BacktestId::new(s).unwrap();
+        publish(&mut history, progress("a", 1));
+        publish(&mut history, error("a"));
+        publish(&mut history, progress("b", 1));
+        publish(&mut history, progress("c", 1));
+        assert_eq!(history.run_bytes, small + big + 2 * small);
+        // b ends: over the budget, a (the oldest finished run) is forgotten.
+        publish(&mut history, error("b"));
+        assert!(history.snapshot(Some(&id("a"))).is_empty());
+        assert_eq!(history.snapshot(Some(&id("b"))).len(), 2);
+        assert_eq!(history.snapshot(Some(&id("c"))).len(), 1);
+        assert_eq!(history.run_bytes, small + big + small);
+        // c ends too: b is forgotten, never c, the run just updated.
+        publish(&mut history, error("c"));
+        assert!(history.snapshot(Some(&id("b"))).is_empty());
+        assert_eq!(history.snapshot(Some(&id("c"))).len(), 2);
+        // A run alone over the budget is kept (its latest frames only).
+        let mut tight = TopicHistory::new(limits(0, 0, 100, small));
+        publish(&mut tight, progress("x", 1));
+        publish(&mut tight, error("x"));
+        assert_eq!(tight.snapshot(None).len(), 2);
+        publish(&mut tight, progress("y", 1));
+        assert!(tight.snapshot(Some(&id("x"))).is_empty());
+        assert_eq!(tight.snapshot(None).len(), 1);
+        assert_eq!(tight.run_bytes, small);
     }
 }

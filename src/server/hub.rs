@@ -433,7 +433,7 @@ impl HubTask {
         self.topics
             .entry(topic.clone())
             .or_insert_with(|| TopicState {
-                history: TopicHistory::new(config.history_size, config.snapshot_runs),
+                history: TopicHistory::new(config.history_limits()),
                 all: Vec::new(),
                 by_run: HashMap::new(),
             })
@@ -451,7 +451,7 @@ impl HubTask {
                 .topics
                 .entry(envelope.topic.clone())
                 .or_insert_with(|| TopicState {
-                    history: TopicHistory::new(config.history_size, config.snapshot_runs),
+                    history: TopicHistory::new(config.history_limits()),
                     all: Vec::new(),
                     by_run: HashMap::new(),
                 }),
