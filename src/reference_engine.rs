@@ -662,13 +662,55 @@ struct LogPrice(f64);
 
 impl std::fmt::Display for LogPrice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = format!("{:.6}", self.0);
+        use std::fmt::Write as _;
+        // Formatted on the stack: a fill's log line costs no allocation for its price
+        // (only prices of more than 56 integer digits take the heap).
+        let mut stack = StackText::default();
+        let heap;
+        let text = if write!(stack, "{:.6}", self.0).is_ok() {
+            stack.as_str()
+        } else {
+            heap = format!("{:.6}", self.0);
+            &heap
+        };
         let trimmed = if text.contains('.') {
             text.trim_end_matches('0').trim_end_matches('.')
         } else {
-            &text
+            text
         };
         f.write_str(trimmed)
+    }
+}
+
+/// A short text written in place; writing more than it holds is an error.
+struct StackText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        Self {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are copied in, so the bytes are valid UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -782,4 +824,36 @@ pub fn run_backtest<S: Strategy>(
         strategy,
         EngineConfig::default(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogPrice;
+
+    #[test]
+    fn log_prices_have_at_most_six_decimals_and_no_trailing_zeros() {
+        let cases = [
+            (179.13, "179.13"),
+            (100.0, "100"),
+            (1.23456789, "1.234568"),
+            (-2.5, "-2.5"),
+            (1e-7, "0"),
+            (0.1 + 0.2, "0.3"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (price, text) in cases {
+            assert_eq!(LogPrice(price).to_string(), text, "{price}");
+        }
+        // Longer than the stack buffer: formatted on the heap, same rule.
+        let huge = LogPrice(1e300).to_string();
+        assert_eq!(huge.len(), 301);
+        assert!(huge.starts_with('1') && !huge.contains('.'));
+        // At the stack buffer's edge (64 bytes with the decimals) and one past it.
+        for price in [1e56, 1e57, -1e56] {
+            let expected = format!("{price:.6}");
+            let expected = expected.trim_end_matches('0').trim_end_matches('.');
+            assert_eq!(LogPrice(price).to_string(), expected, "{price}");
+        }
+    }
 }
