@@ -23,35 +23,12 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use backtest_stream::{
-    BacktestRunner, Bar, EngineConfig, EngineOutput, EventKind, MemorySink, ReferenceEngine,
-    SmaCrossover, SyntheticBars,
-};
+use backtest_stream::{BacktestRunner, EngineOutput, EventKind, MemorySink};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-const BARS: usize = 1_000_000;
+mod support;
 
-fn data() -> Vec<Bar> {
-    SyntheticBars {
-        count: BARS,
-        interval: Duration::from_secs(60),
-        ..SyntheticBars::default()
-    }
-    .generate()
-    .expect("valid synthetic settings")
-}
-
-fn engine(bars: &[Bar]) -> ReferenceEngine<'_, SmaCrossover> {
-    let strategy = SmaCrossover::new(10, 20, 1.0).expect("valid parameters");
-    ReferenceEngine::new(
-        bars,
-        strategy,
-        EngineConfig {
-            periods_per_year: 365.0,
-            ..EngineConfig::default()
-        },
-    )
-}
+use support::{BARS, data, engine};
 
 fn bench_engine(c: &mut Criterion) {
     let bars = data();

@@ -23,34 +23,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use backtest_stream::{
-    BacktestRunner, Bar, EngineConfig, EventKind, LogBridge, MemorySink, ReferenceEngine,
-    SmaCrossover, SyntheticBars,
-};
+use backtest_stream::{BacktestRunner, Bar, EventKind, LogBridge, MemorySink};
 
-const BARS: usize = 1_000_000;
+mod support;
 
-fn data() -> Vec<Bar> {
-    SyntheticBars {
-        count: BARS,
-        interval: Duration::from_secs(60),
-        ..SyntheticBars::default()
-    }
-    .generate()
-    .expect("valid synthetic settings")
-}
-
-fn engine(bars: &[Bar]) -> ReferenceEngine<'_, SmaCrossover> {
-    let strategy = SmaCrossover::new(10, 20, 1.0).expect("valid parameters");
-    ReferenceEngine::new(
-        bars,
-        strategy,
-        EngineConfig {
-            periods_per_year: 365.0,
-            ..EngineConfig::default()
-        },
-    )
-}
+use support::{data, engine};
 
 /// One run with streaming off.
 fn run_off(bars: &[Bar]) -> Duration {

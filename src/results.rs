@@ -156,14 +156,12 @@ impl Results {
 
     /// The whole object as JSON values (the typed trade list converted).
     pub fn to_map(&self) -> Map<String, Value> {
-        let mut map = Map::new();
-        if let Some(trades) = &self.trades {
-            map.insert("trades".into(), trades_value(trades));
-        }
-        for (key, value) in self.written_fields() {
-            map.insert(key.clone(), value.clone());
-        }
-        map
+        self.entries()
+            .map(|entry| match entry {
+                Entry::Trades(trades) => ("trades".to_owned(), trades_value(trades)),
+                Entry::Field(key, value) => (key.clone(), value.clone()),
+            })
+            .collect()
     }
 
     /// The whole object as one JSON value.
@@ -175,34 +173,42 @@ impl Results {
     /// serde_json.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
-        let mut first = true;
-        let mut separate = |out: &mut Vec<u8>| {
-            if !first {
+        for (i, entry) in self.entries().enumerate() {
+            if i > 0 {
                 out.push(b',');
             }
-            first = false;
-        };
-        let mut trades = self.trades.as_deref();
-        for (key, value) in self.written_fields() {
-            if key.as_str() > "trades" {
-                if let Some(list) = trades.take() {
-                    separate(out);
-                    write_trades(out, list);
+            match entry {
+                Entry::Trades(trades) => write_trades(out, trades),
+                Entry::Field(key, value) => {
+                    json_text::string(out, key);
+                    out.push(b':');
+                    // Writing a JSON value into memory cannot fail: every key is a string.
+                    if serde_json::to_writer(&mut *out, value).is_err() {
+                        debug_assert!(false, "serializing a JSON value into memory failed");
+                    }
                 }
             }
-            separate(out);
-            json_text::string(out, key);
-            out.push(b':');
-            // Writing a JSON value into memory cannot fail: every key is a string.
-            if serde_json::to_writer(&mut *out, value).is_err() {
-                debug_assert!(false, "serializing a JSON value into memory failed");
-            }
-        }
-        if let Some(list) = trades {
-            separate(out);
-            write_trades(out, list);
         }
         out.push(b'}');
+    }
+
+    /// The keys as written, in order: the fields in the map's order, the typed trade
+    /// list (if any) in its place as `"trades"` (hiding a `"trades"` field).
+    fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+        let mut trades = self.trades.as_deref();
+        let mut fields = self.written_fields().peekable();
+        std::iter::from_fn(move || {
+            let trades_first = match fields.peek() {
+                Some((key, _)) => key.as_str() > "trades",
+                None => true,
+            };
+            if trades_first {
+                if let Some(list) = trades.take() {
+                    return Some(Entry::Trades(list));
+                }
+            }
+            fields.next().map(|(key, value)| Entry::Field(key, value))
+        })
     }
 
     /// The fields that are written: all but a `"trades"` one hidden by the typed list.
@@ -212,6 +218,12 @@ impl Results {
             .iter()
             .filter(move |(key, _)| !(hide && key.as_str() == "trades"))
     }
+}
+
+/// One key of [`Results`], as written.
+enum Entry<'a> {
+    Trades(&'a [Trade]),
+    Field(&'a String, &'a Value),
 }
 
 /// Appends `"trades":[...]`.
@@ -271,17 +283,11 @@ impl From<Results> for Value {
 impl Serialize for Results {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.len()))?;
-        let mut trades = self.trades.as_deref();
-        for (key, value) in self.written_fields() {
-            if key.as_str() > "trades" {
-                if let Some(list) = trades.take() {
-                    map.serialize_entry("trades", list)?;
-                }
+        for entry in self.entries() {
+            match entry {
+                Entry::Trades(trades) => map.serialize_entry("trades", trades)?,
+                Entry::Field(key, value) => map.serialize_entry(key, value)?,
             }
-            map.serialize_entry(key, value)?;
-        }
-        if let Some(list) = trades {
-            map.serialize_entry("trades", list)?;
         }
         map.end()
     }

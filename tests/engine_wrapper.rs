@@ -1,6 +1,8 @@
 //! The engine wrapper: event sequences for success, engine error, panic and
 //! cancellation; progress cadence; streaming off; two runs on two threads.
 
+mod writer_support;
+
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
@@ -661,23 +663,10 @@ fn an_engine_that_checks_the_token_itself_is_reported_as_cancelled() {
     );
 }
 
-/// A writer into shared memory, so the test can read what the sink's thread wrote.
-#[derive(Clone, Default)]
-struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn the_trade_list_is_written_as_json_by_the_transport_and_reads_back_typed() {
     use backtest_stream::{JsonLinesSink, ProgressSink, read_json_lines};
+    use writer_support::SharedBuffer;
     let data = bars(3_000, 4);
     let buffer = SharedBuffer::default();
     let jsonl = Arc::new(JsonLinesSink::new(buffer.clone()));
@@ -691,7 +680,7 @@ fn the_trade_list_is_written_as_json_by_the_transport_and_reads_back_typed() {
         .unwrap();
     assert!(report.trades.len() > 10);
     jsonl.flush().unwrap();
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let line = text.lines().last().unwrap();
     assert!(
         line.starts_with(r#"{"type":"backtest_complete","data":{"#),

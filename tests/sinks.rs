@@ -1,5 +1,7 @@
 //! The ready sinks: JSON Lines, fan-out, composition.
 
+mod writer_support;
+
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
@@ -8,20 +10,7 @@ use backtest_stream::{
     ProgressDetails, ProgressSink, ProgressStreamer, RunInfo, RunResults, SinkError, Topic,
     read_json_lines, sink_fn,
 };
-
-/// A writer into shared memory, so the test can read what the sink's thread wrote.
-#[derive(Clone, Default)]
-struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use writer_support::SharedBuffer;
 
 fn run_to(sink: impl ProgressSink + 'static, bars: u64) {
     let mut run = ProgressStreamer::new(sink).start(RunInfo::new("vanilla", "EURUSD"), bars);
@@ -41,8 +30,7 @@ fn json_lines_are_valid_ndjson_one_event_per_line_and_read_back() {
     run_to(sink.clone(), 1_000);
     sink.flush().unwrap();
     assert_eq!(sink.stats().written, 12);
-    let bytes = buffer.0.lock().unwrap().clone();
-    let text = String::from_utf8(bytes).unwrap();
+    let text = buffer.text();
     assert!(text.ends_with('\n'));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 12);
