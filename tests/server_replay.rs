@@ -104,6 +104,29 @@ async fn since_from_another_epoch_is_not_recovered() {
     assert_eq!(recv(&mut client).await["seq"], 6);
 }
 
+/// Subscribes `client` with `since: 0` and the current epoch, and checks that it is told
+/// `missed` events are gone, then gets exactly the `retained` seqs.
+async fn replay_from_the_start_with_a_gap(
+    server: &TestServer,
+    client: &mut Client,
+    missed: u64,
+    retained: std::ops::RangeInclusive<u64>,
+) {
+    let confirmed = subscribe(
+        client,
+        json!({"action": "subscribe", "topic": "backtest", "since": 0, "epoch": server.hub.epoch()}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], false);
+    assert_eq!(
+        recv(client).await,
+        json!({"type": "lagged", "data": {"topic": "backtest", "missed": missed}})
+    );
+    for seq in retained {
+        assert_eq!(recv(client).await["seq"], seq);
+    }
+}
+
 #[tokio::test]
 async fn since_older_than_the_history_gets_lagged_then_what_is_retained() {
     let server = TestServer::start(ServerConfig::default().history_size(10)).await;
@@ -112,19 +135,7 @@ async fn since_older_than_the_history_gets_lagged_then_what_is_retained() {
     }
     let mut client = server.connect().await;
     server.wait_stats(|s| s.events_published == 30).await;
-    let confirmed = subscribe(
-        &mut client,
-        json!({"action": "subscribe", "topic": "backtest", "since": 0, "epoch": server.hub.epoch()}),
-    )
-    .await;
-    assert_eq!(confirmed["recovered"], false);
-    assert_eq!(
-        recv(&mut client).await,
-        json!({"type": "lagged", "data": {"topic": "backtest", "missed": 20}})
-    );
-    for seq in 21..=30 {
-        assert_eq!(recv(&mut client).await["seq"], seq);
-    }
+    replay_from_the_start_with_a_gap(&server, &mut client, 20, 21..=30).await;
     server.publish(Topic::BACKTEST, progress("r1", 31));
     assert_eq!(recv(&mut client).await["seq"], 31);
 }
@@ -330,19 +341,7 @@ async fn large_events_are_retained_within_the_byte_budgets() {
 
     // The replay history dropped the large frame (and what came before it) and says so.
     let mut client = server.connect().await;
-    let confirmed = subscribe(
-        &mut client,
-        json!({"action": "subscribe", "topic": "backtest", "since": 0, "epoch": server.hub.epoch()}),
-    )
-    .await;
-    assert_eq!(confirmed["recovered"], false);
-    assert_eq!(
-        recv(&mut client).await,
-        json!({"type": "lagged", "data": {"topic": "backtest", "missed": 2}})
-    );
-    for seq in 3..=5 {
-        assert_eq!(recv(&mut client).await["seq"], seq);
-    }
+    replay_from_the_start_with_a_gap(&server, &mut client, 2, 3..=5).await;
 
     // The snapshot forgot the finished large run once another run was updated.
     let mut late = server.connect().await;
