@@ -23,7 +23,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use backtest_stream::{BacktestRunner, EngineOutput, EventKind, MemorySink};
+use backtest_stream::engine::{BacktestRunner, EngineOutput};
+use backtest_stream::sink::MemorySink;
+use backtest_stream::wire::EventKind;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 mod support;

@@ -3,9 +3,11 @@
 
 use std::hint::black_box;
 
-use backtest_stream::{
+use backtest_stream::sink::NoopSink;
+use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo};
+use backtest_stream::wire::{
     BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Event, LogEntry,
-    LogLevel, NoopSink, ProgressDetails, ProgressStreamer, RunInfo, Timestamp,
+    LogLevel, Timestamp,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backtest_stream::server::{Hub, ServerConfig};
-use backtest_stream::{
-    BacktestId, BacktestProgress, Envelope, Event, ProgressSink, Timestamp, Topic,
-};
+use backtest_stream::sink::ProgressSink;
+use backtest_stream::wire::{BacktestId, BacktestProgress, Envelope, Event, Timestamp, Topic};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::WebSocketStream;

@@ -6,7 +6,9 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use backtest_stream::{BacktestId, LogBridge, LogScope, MemorySink, NoopSink, SharedSink, Topic};
+use backtest_stream::log_bridge::{LogBridge, LogScope};
+use backtest_stream::sink::{MemorySink, NoopSink, SharedSink};
+use backtest_stream::wire::{BacktestId, Topic};
 use criterion::{Criterion, criterion_group, criterion_main};
 use log::{LevelFilter, Log};
 

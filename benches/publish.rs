@@ -6,9 +6,8 @@
 use std::time::{Duration, Instant};
 
 use backtest_stream::server::{Server, ServerConfig};
-use backtest_stream::{
-    BacktestId, BacktestProgress, Envelope, Event, ProgressSink, Timestamp, Topic,
-};
+use backtest_stream::sink::ProgressSink;
+use backtest_stream::wire::{BacktestId, BacktestProgress, Envelope, Event, Timestamp, Topic};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 

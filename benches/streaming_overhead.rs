@@ -23,7 +23,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use backtest_stream::{BacktestRunner, Bar, EventKind, LogBridge, MemorySink};
+use backtest_stream::engine::BacktestRunner;
+use backtest_stream::log_bridge::LogBridge;
+use backtest_stream::reference::Bar;
+use backtest_stream::sink::MemorySink;
+use backtest_stream::wire::EventKind;
 
 mod support;
 

@@ -23,11 +23,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backtest_stream::{
-    BacktestId, BacktestRunner, EngineConfig, JsonLinesConfig, JsonLinesSink, LogBridge,
-    OverflowPolicy, ProgressSink, ReferenceEngine, SharedSink, SmaCrossover, Strategy,
-    StrategyContext, StrategyError, SyntheticBars, load_csv,
+use backtest_stream::engine::BacktestRunner;
+use backtest_stream::log_bridge::LogBridge;
+use backtest_stream::reference::{
+    EngineConfig, ReferenceEngine, SmaCrossover, Strategy, StrategyContext, StrategyError,
+    SyntheticBars, load_csv,
 };
+use backtest_stream::sink::{
+    JsonLinesConfig, JsonLinesSink, OverflowPolicy, ProgressSink, SharedSink,
+};
+use backtest_stream::wire::BacktestId;
 
 const USAGE: &str = "usage: backtest [--data FILE.csv] [--fast N] [--slow N] [--size X] \
 [--cash X] [--bars N] [--seed N] [--mode LABEL] [--id ID] [--symbol S] [--timeframe T] \
@@ -203,13 +208,13 @@ mod ws {
             Ok(Self(server))
         }
 
-        pub fn sink(&self) -> backtest_stream::SharedSink {
+        pub fn sink(&self) -> backtest_stream::sink::SharedSink {
             std::sync::Arc::new(self.0.sink())
         }
 
         /// Serves `linger` longer, then shuts down gracefully.
         pub fn finish(self, linger: std::time::Duration) {
-            use backtest_stream::ProgressSink;
+            use backtest_stream::sink::ProgressSink;
             // Everything published is in the hub's history before the linger starts.
             let _ = self.0.sink().flush();
             if !linger.is_zero() {
@@ -235,8 +240,8 @@ mod ws {
         pub fn start(_addr: &str) -> Result<Self, String> {
             Err("--ws needs the crate's `server` feature".into())
         }
-        pub fn sink(&self) -> backtest_stream::SharedSink {
-            std::sync::Arc::new(backtest_stream::NoopSink)
+        pub fn sink(&self) -> backtest_stream::sink::SharedSink {
+            std::sync::Arc::new(backtest_stream::sink::NoopSink)
         }
         pub fn finish(self, _linger: std::time::Duration) {}
     }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use backtest_stream::server::{Hub, ServerConfig};
-use backtest_stream::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 

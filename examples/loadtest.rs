@@ -25,9 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backtest_stream::server::{Server, ServerConfig};
-use backtest_stream::{
-    BacktestId, BacktestProgress, Envelope, Event, ProgressSink, SinkError, Timestamp, Topic,
-};
+use backtest_stream::sink::{ProgressSink, SinkError};
+use backtest_stream::wire::{BacktestId, BacktestProgress, Envelope, Event, Timestamp, Topic};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -283,7 +282,7 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
                 }
             }
             let elapsed = started.elapsed();
-            let end = Event::BacktestError(backtest_stream::BacktestError {
+            let end = Event::BacktestError(backtest_stream::wire::BacktestError {
                 backtest_id: id,
                 error: "end of load test".into(),
                 error_details: String::new(),

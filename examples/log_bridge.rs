@@ -6,10 +6,12 @@
 
 use std::sync::Arc;
 
-use backtest_stream::{
-    JsonLinesSink, LogBridge, LogScope, ProgressDetails, ProgressSink, ProgressStreamer, RunInfo,
-    RunResults, SharedSink, StreamerConfig, Topic,
+use backtest_stream::log_bridge::{LogBridge, LogScope};
+use backtest_stream::sink::{JsonLinesSink, ProgressSink, SharedSink};
+use backtest_stream::streamer::{
+    ProgressDetails, ProgressStreamer, RunInfo, RunResults, StreamerConfig,
 };
+use backtest_stream::wire::Topic;
 use log::LevelFilter;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

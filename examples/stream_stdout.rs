@@ -1,9 +1,9 @@
 //! Streams a (simulated) hourly backtest to standard output as JSON Lines.
 //!
 //! `cargo run --example stream_stdout`
-use backtest_stream::{
-    JsonLinesSink, ProgressDetails, ProgressStreamer, RunInfo, RunResults, Timestamp,
-};
+use backtest_stream::sink::JsonLinesSink;
+use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+use backtest_stream::wire::Timestamp;
 
 fn main() {
     let (bars, first_bar_ms, hour_ms) = (1_000, 1_672_531_200_000, 3_600_000); // from 2023-01-01

@@ -26,7 +26,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use backtest_stream::{
+use backtest_stream::wire::{
     BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, LogEntry, LogLevel,
 };
 use futures::{SinkExt, StreamExt};

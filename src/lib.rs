@@ -1,36 +1,29 @@
 //! Stream the life of a trading backtest (start, progress, log lines, final results,
 //! errors) to user interfaces in real time.
 //!
-//! The crate is built from a few parts that compose:
+//! The crate is a stack of small layers, each a module; every public item has exactly
+//! one path, and each layer uses only the ones above it in this table:
 //!
-//! - the **event model** ([`Event`] and its five payloads), serialized exactly as the
-//!   original system did: `{"type": "backtest_progress", "data": {...}}`;
-//! - the **[`ProgressSink`] trait**, which every transport implements, with ready sinks:
-//!   [`MemorySink`], [`channel`], [`JsonLinesSink`], [`FanOut`], [`NoopSink`] and
-//!   [`sink_fn`];
-//! - the **[`ProgressStreamer`]**, which turns a run's lifecycle into events: start,
-//!   throttled progress, complete or error, with the duration computed for you;
-//! - the **[`log_bridge`]**, a [`log::Log`] implementation ([`LogBridge`]) that streams
-//!   the program's log records as `log_entry` events of the right run ([`LogScope`]),
-//!   next to the program's own console logger;
-//! - the **engine wrapper**: a [`BacktestRunner`] gives any [`BacktestEngine`] the
-//!   whole stream (start, throttled progress, the run's own log lines, complete or
-//!   error, also on a panic or a cancellation), and the crate brings a small, exact
-//!   [`ReferenceEngine`] with the [`SmaCrossover`] strategy, the [`metrics`], and
-//!   [`Bar`] data from CSV files or a seeded generator ([`SyntheticBars`]);
-//!   [`run_backtest`] does it all in one call;
-//! - the **[`server`]** (feature `server`): a WebSocket broadcast hub with topic and
-//!   per-run subscriptions, replay, snapshots and slow-client isolation, standalone
-//!   ([`server::Server`], [`server::BackgroundServer`]) or embedded in an existing web
-//!   application ([`server::Hub::serve`]).
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`wire`] | the contract: the five events, their framing, the client/server protocol, close codes ([`wire::protocol`] is `docs/PROTOCOL.md`) |
+//! | [`sink`] | the [`ProgressSink`](sink::ProgressSink) trait every transport implements, and ready sinks: memory, channel, JSON Lines, fan-out |
+//! | [`streamer`] | a run's lifecycle: start, throttled progress, complete or error ([`ProgressStreamer`](streamer::ProgressStreamer)) |
+//! | [`log_bridge`] | a [`log::Log`] bridge that turns the program's log records into `log_entry` events of the right run |
+//! | [`tracing_layer`] | the same for `tracing` events (feature `tracing`) |
+//! | [`engine`] | streaming for any backtest engine: the [`BacktestEngine`](engine::BacktestEngine) trait and the [`BacktestRunner`](engine::BacktestRunner) |
+//! | [`reference`] | a small, exact reference engine: strategies, the SMA crossover, metrics, bars from CSV files or a generator |
+//! | [`server`] | the WebSocket broadcast hub, standalone or embedded in an axum/hyper application (feature `server`) |
 //!
-//! Where to look: the wire format is `event.rs`, the sink trait `sink.rs`, the server
-//! `server/`.
+//! The core (`wire`, `sink`, `streamer`, `log_bridge`, `engine`, `reference`) needs no
+//! async runtime: a plain synchronous backtest loop can use it, and publishing never
+//! blocks on I/O.
 //!
 //! # Quick start
 //!
 //! ```
-//! use backtest_stream::{JsonLinesSink, ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+//! use backtest_stream::sink::JsonLinesSink;
+//! use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
 //!
 //! let bars = 10_000;
 //! let mut run = ProgressStreamer::new(JsonLinesSink::stdout())
@@ -47,78 +40,30 @@
 //!
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
-//! | `server` | yes | the WebSocket broadcast server (tokio, tokio-tungstenite) |
-//! | `tracing` | no | [`tracing_layer`]: `tracing` events as `log_entry` events, correlated by span (tracing, tracing-subscriber) |
-//! | `csv` | yes | the CSV bar loader (`load_csv`, `read_csv`; the `csv` crate) |
-//!
-//! The core (events, sinks, streamer) needs no async runtime: a plain synchronous
-//! backtest loop can use it, and publishing never blocks on I/O.
-#![deny(missing_docs)]
+//! | `server` | yes | [`server`]: the WebSocket broadcast hub (tokio, tokio-tungstenite) |
+//! | `hyper` | no | [`server::Hub::upgrade`]: the hub on a hyper or axum route (hyper, hyper-util) |
+//! | `csv` | yes | [`reference::load_csv`] and [`reference::read_csv`] (the `csv` crate) |
+//! | `tracing` | no | [`tracing_layer`]: `tracing` events as `log_entry` events, correlated by span |
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::too_many_lines,
+    rust_2018_idioms
+)]
 
-mod bar;
-#[cfg(feature = "csv")]
-mod csv_data;
 pub mod engine;
-mod event;
-mod id;
-mod json_text;
-mod jsonl;
-mod memory;
-pub mod metrics;
-pub mod reference_engine;
-mod results;
-mod sink;
-mod sma_crossover;
-mod streamer;
-mod synthetic;
-mod timestamp;
-mod topic;
-mod trade;
-
+pub mod log_bridge;
+pub mod reference;
 #[cfg(feature = "server")]
 pub mod server;
-
-pub use bar::Bar;
-#[cfg(feature = "csv")]
-pub use csv_data::{CSV_COLUMNS, CsvError, load_csv, read_csv};
-pub use engine::{
-    BacktestEngine, BacktestRunner, CancelToken, Cancelled, EngineOutput, RunError, RunMonitor,
-    error_chain,
-};
-pub mod log_bridge;
+pub mod sink;
+pub mod streamer;
 #[cfg(feature = "tracing")]
 pub mod tracing_layer;
-
-pub use event::{
-    BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, EventKind, LogEntry,
-    LogLevel,
-};
-pub use id::{BacktestId, InvalidBacktestId};
-pub use jsonl::{
-    JsonLinesConfig, JsonLinesReader, JsonLinesSink, JsonLinesStats, OverflowPolicy,
-    ReadJsonLinesError, read_json_lines,
-};
-pub use log_bridge::{BacktestLogging, LogBridge, LogScope, RunLogger, setup_backtest_logging};
-pub use memory::{ChannelSink, MemorySink, channel};
-pub use metrics::Metrics;
-pub use reference_engine::{
-    BacktestReport, EngineConfig, InvalidOrder, Order, Position, ReferenceEngine,
-    ReferenceEngineError, Strategy, StrategyContext, StrategyError, run_backtest,
-};
-pub use results::Results;
-pub use sink::{
-    Envelope, FanOut, FanOutFailures, FnSink, NoopSink, ProgressSink, SinkError, sink_fn,
-};
-pub use sma_crossover::{SmaCrossover, SmaParamsError};
-pub use streamer::{
-    DeliveryStats, ProgressDetails, ProgressStreamer, RunInfo, RunResults, RunSummary,
-    RunningBacktest, SharedSink, SinkErrorHook, StreamerConfig,
-};
-pub use synthetic::{SyntheticBars, SyntheticError};
-pub use timestamp::{Timestamp, TimestampError};
-pub use topic::{InvalidTopic, Topic};
-pub use trade::{Side, Trade};
+pub mod wire;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,16 +1,15 @@
-//! The progress streamer: the lifecycle of one run, from `backtest_start` to
-//! `backtest_complete` or `backtest_error`, with throttled progress in between.
+//! A run's lifecycle: the [`ProgressStreamer`] publishes `backtest_start`, throttled
+//! `backtest_progress`, then `backtest_complete` or `backtest_error`, with the duration
+//! computed for you: the Rust form of the original `BacktestProgressStreamer`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{
+use crate::sink::{ProgressSink, SharedSink, SinkError};
+use crate::wire::{
     BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Envelope, Event,
-    ProgressSink, SinkError, Timestamp, Topic,
+    Timestamp, Topic,
 };
-
-/// A sink shared between a streamer and other parts of a program.
-pub type SharedSink = Arc<dyn ProgressSink>;
 
 /// A hook called with every error a sink returns, instead of logging it (a log record
 /// about a failing sink could travel through that same sink).
@@ -111,7 +110,7 @@ pub struct ProgressDetails {
 /// rather than a misleading zero.
 ///
 /// ```
-/// use backtest_stream::RunResults;
+/// use backtest_stream::streamer::RunResults;
 ///
 /// let results = RunResults { final_balance: 10_250.0, total_trades: 3, ..Default::default() };
 /// assert!(results.sharpe_ratio.is_nan());
@@ -130,8 +129,8 @@ pub struct RunResults {
     pub drawdown: f64,
     /// Total return in percent.
     pub return_pct: f64,
-    /// Extra results (trade list, parameters, ...): see [`Results`](crate::Results).
-    pub results: crate::Results,
+    /// Extra results (trade list, parameters, ...): see [`Results`](crate::wire::Results).
+    pub results: crate::wire::Results,
 }
 
 impl Default for RunResults {
@@ -143,7 +142,7 @@ impl Default for RunResults {
             sharpe_ratio: f64::NAN,
             drawdown: f64::NAN,
             return_pct: f64::NAN,
-            results: crate::Results::new(),
+            results: crate::wire::Results::new(),
         }
     }
 }
@@ -177,9 +176,9 @@ pub struct RunSummary {
 /// `backtest_start` and gives a [`RunningBacktest`] for progress and the final event.
 ///
 /// ```
-/// use backtest_stream::{
-///     BacktestId, EventKind, MemorySink, ProgressDetails, ProgressStreamer, RunInfo, RunResults,
-/// };
+/// use backtest_stream::sink::MemorySink;
+/// use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+/// use backtest_stream::wire::{BacktestId, EventKind};
 ///
 /// let memory = MemorySink::new();
 /// let mut run = ProgressStreamer::new(memory.clone())
@@ -192,7 +191,7 @@ pub struct RunSummary {
 /// let summary = run.complete(RunResults { final_balance: 12_500.0, ..Default::default() });
 /// assert_eq!(summary.delivery.published, 6); // start, 4 × progress, complete
 /// assert_eq!(memory.events()[5].kind(), EventKind::BacktestComplete);
-/// # Ok::<(), backtest_stream::InvalidBacktestId>(())
+/// # Ok::<(), backtest_stream::wire::InvalidBacktestId>(())
 /// ```
 #[derive(Clone)]
 pub struct ProgressStreamer {
@@ -322,7 +321,8 @@ impl ProgressStreamer {
 /// Publishing after the end does not compile:
 ///
 /// ```compile_fail
-/// use backtest_stream::{NoopSink, ProgressDetails, ProgressStreamer, RunInfo};
+/// use backtest_stream::sink::NoopSink;
+/// use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo};
 ///
 /// let mut run = ProgressStreamer::new(NoopSink).start(RunInfo::default(), 10);
 /// run.complete(Default::default());

@@ -1,14 +1,15 @@
 //! A [`tracing_subscriber::Layer`] that streams `tracing` events as `log_entry` events
 //! (feature `tracing`).
 //!
-//! A thread-local [`LogScope`](crate::LogScope) cannot follow an async task from
+//! A thread-local [`LogScope`](crate::log_bridge::LogScope) cannot follow an async task from
 //! thread to thread; a `tracing` span can. Give the run's span a `backtest_id` field,
 //! and every event inside it (across `.await`s and thread hops, in child spans too)
 //! becomes a `log_entry` of that run:
 //!
 //! ```
 //! use backtest_stream::tracing_layer::BacktestLayer;
-//! use backtest_stream::{BacktestId, MemorySink, Topic};
+//! use backtest_stream::sink::MemorySink;
+//! use backtest_stream::wire::{BacktestId, Topic};
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let hub = MemorySink::new();
@@ -32,7 +33,7 @@
 //!
 //! The run of an event is, by precedence: the event's own `backtest_id` field; the
 //! `backtest_id` of the nearest enclosing span that has one (recorded at creation or
-//! later with `Span::record`); the thread's [`LogScope`](crate::LogScope). The event
+//! later with `Span::record`); the thread's [`LogScope`](crate::log_bridge::LogScope). The event
 //! is then published to
 //!
 //! 1. the thread's scope sink and topic, when the thread's scope is that same run;
@@ -61,10 +62,9 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::log_bridge::{
     BACKTEST_ID_KEY, BridgeStats, Counters, FUNCTION_KEY, current_scope, last_segment,
 };
-use crate::{
-    BacktestId, Envelope, LogEntry, LogLevel, ProgressSink, RunningBacktest, SharedSink, Timestamp,
-    Topic,
-};
+use crate::sink::{ProgressSink, SharedSink};
+use crate::streamer::RunningBacktest;
+use crate::wire::{BacktestId, Envelope, LogEntry, LogLevel, Timestamp, Topic};
 
 /// The run id a span carries, kept in the span's extensions.
 struct SpanRun(BacktestId);
@@ -426,7 +426,7 @@ where
             line: metadata.line().unwrap_or(0),
             logger_name,
         };
-        let envelope = Envelope::new(topic, crate::Event::LogEntry(entry));
+        let envelope = Envelope::new(topic, crate::wire::Event::LogEntry(entry));
         self.counters.publish(&*sink, &envelope);
     }
 }

@@ -6,7 +6,8 @@ mod examples_support;
 
 use std::process::{Command, Output};
 
-use backtest_stream::{Event, EventKind, read_json_lines};
+use backtest_stream::sink::read_json_lines;
+use backtest_stream::wire::{Event, EventKind};
 use examples_support::example;
 
 fn backtest(args: &[&str]) -> Output {

@@ -1,11 +1,12 @@
 //! The CSV loader: the format, and errors that name the line and the column.
 #![cfg(feature = "csv")]
 
-use backtest_stream::{CsvError, Timestamp, load_csv, read_csv};
+use backtest_stream::reference::{CsvError, load_csv, read_csv};
+use backtest_stream::wire::Timestamp;
 
 const HEADER: &str = "timestamp,open,high,low,close,volume\n";
 
-fn read(body: &str) -> Result<Vec<backtest_stream::Bar>, CsvError> {
+fn read(body: &str) -> Result<Vec<backtest_stream::reference::Bar>, CsvError> {
     read_csv(format!("{HEADER}{body}").as_bytes())
 }
 

@@ -6,11 +6,14 @@ mod writer_support;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
-use backtest_stream::{
-    BacktestId, BacktestReport, BacktestRunner, Bar, EngineConfig, Envelope, Event, EventKind,
-    LogBridge, MemorySink, ReferenceEngine, RunError, SmaCrossover, Strategy, StrategyContext,
-    StrategyError, SyntheticBars, Topic, channel, run_backtest,
+use backtest_stream::engine::{BacktestRunner, RunError};
+use backtest_stream::log_bridge::LogBridge;
+use backtest_stream::reference::{
+    BacktestReport, Bar, EngineConfig, ReferenceEngine, SmaCrossover, Strategy, StrategyContext,
+    StrategyError, SyntheticBars, run_backtest,
 };
+use backtest_stream::sink::{MemorySink, channel};
+use backtest_stream::wire::{BacktestId, Envelope, Event, EventKind, Topic};
 
 /// Installs the log bridge once for this test binary.
 fn install_bridge() {
@@ -547,9 +550,8 @@ fn two_runs_on_two_threads_each_stream_only_their_own_events_and_logs() {
 
 #[test]
 fn a_panic_while_building_the_results_is_reported_too() {
-    use backtest_stream::{
-        BacktestEngine, Cancelled, EngineOutput, RunInfo, RunMonitor, RunResults,
-    };
+    use backtest_stream::engine::{BacktestEngine, Cancelled, EngineOutput, RunMonitor};
+    use backtest_stream::streamer::{RunInfo, RunResults};
     struct Broken;
     impl EngineOutput for Broken {
         fn run_results(&self) -> RunResults {
@@ -593,7 +595,7 @@ fn a_panic_while_building_the_results_is_reported_too() {
 
 #[test]
 fn the_trade_list_of_the_results_can_be_limited_to_the_last_trades() {
-    use backtest_stream::EngineOutput;
+    use backtest_stream::engine::EngineOutput;
     let data = bars(3_000, 9);
     let config = EngineConfig {
         max_result_trades: Some(3),
@@ -609,7 +611,7 @@ fn the_trade_list_of_the_results_can_be_limited_to_the_last_trades() {
     let results = results.to_value();
     let listed: Vec<serde_json::Value> = report.trades[n - 3..]
         .iter()
-        .map(|t| t.to_json_value())
+        .map(|t| serde_json::to_value(t).expect("a trade is JSON"))
         .collect();
     assert_eq!(results["trades"].as_array().unwrap(), &listed);
     assert_eq!(results["trades_omitted"], n - 3);
@@ -617,7 +619,8 @@ fn the_trade_list_of_the_results_can_be_limited_to_the_last_trades() {
 
 #[test]
 fn an_engine_that_checks_the_token_itself_is_reported_as_cancelled() {
-    use backtest_stream::{BacktestEngine, RunInfo, RunMonitor, RunResults};
+    use backtest_stream::engine::{BacktestEngine, RunMonitor};
+    use backtest_stream::streamer::{RunInfo, RunResults};
     #[derive(Debug, thiserror::Error)]
     #[error("stopped on request")]
     struct Stopped;
@@ -647,7 +650,7 @@ fn an_engine_that_checks_the_token_itself_is_reported_as_cancelled() {
             Ok(RunResults::default())
         }
     }
-    static CANCEL: OnceLock<backtest_stream::CancelToken> = OnceLock::new();
+    static CANCEL: OnceLock<backtest_stream::engine::CancelToken> = OnceLock::new();
     let runner = BacktestRunner::disabled();
     CANCEL.set(runner.cancel_token().clone()).unwrap();
     let err = runner.run(&mut Polling).unwrap_err();
@@ -665,7 +668,7 @@ fn an_engine_that_checks_the_token_itself_is_reported_as_cancelled() {
 
 #[test]
 fn the_trade_list_is_written_as_json_by_the_transport_and_reads_back_typed() {
-    use backtest_stream::{JsonLinesSink, ProgressSink, read_json_lines};
+    use backtest_stream::sink::{JsonLinesSink, ProgressSink, read_json_lines};
     use writer_support::SharedBuffer;
     let data = bars(3_000, 4);
     let buffer = SharedBuffer::default();

@@ -1,6 +1,6 @@
 //! The wire format: every event has exactly the seed's keys, key order and JSON types.
 
-use backtest_stream::{
+use backtest_stream::wire::{
     BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Envelope, Event,
     EventKind, LogEntry, LogLevel, Results, Side, Timestamp, Topic, Trade,
 };

@@ -9,11 +9,10 @@ use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use backtest_stream::log_bridge::{self, BridgeHandle, InstallError, NoInner};
-use backtest_stream::{
-    BacktestId, Envelope, Event, LogBridge, LogEntry, LogScope, MemorySink, ProgressSink,
-    ProgressStreamer, RunInfo, RunLogger, SharedSink, SinkError, Topic, setup_backtest_logging,
-    sink_fn,
-};
+use backtest_stream::log_bridge::{LogBridge, LogScope, RunLogger, setup_backtest_logging};
+use backtest_stream::sink::{MemorySink, ProgressSink, SharedSink, SinkError, sink_fn};
+use backtest_stream::streamer::{ProgressStreamer, RunInfo};
+use backtest_stream::wire::{BacktestId, Envelope, Event, LogEntry, Topic};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// An inner logger that records what it is given (standing in for `env_logger`).
@@ -647,7 +646,7 @@ fn a_bridge_value_without_inner_logger_is_usable_directly() {
 #[test]
 fn a_sink_worker_thread_that_logs_is_kept_out_of_the_stream_with_suppress() {
     let g = global();
-    let (tx, rx) = backtest_stream::channel(64);
+    let (tx, rx) = backtest_stream::sink::channel(64);
     let delivered = MemorySink::new();
     let out = delivered.clone();
     let worker = std::thread::spawn(move || {

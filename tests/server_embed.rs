@@ -4,7 +4,7 @@
 mod server_support;
 
 use backtest_stream::server::{ConnectionEnd, Hub, ServerConfig};
-use backtest_stream::{Envelope, Topic};
+use backtest_stream::wire::{Envelope, Topic};
 use server_support::*;
 use tokio::net::TcpListener;
 
@@ -50,7 +50,7 @@ fn a_hub_outside_a_runtime_is_an_error_not_a_panic() {
 #[test]
 fn a_background_server_serves_a_plain_synchronous_program() {
     use backtest_stream::server::BackgroundServer;
-    use backtest_stream::{ProgressDetails, ProgressStreamer, RunInfo};
+    use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo};
 
     let server =
         BackgroundServer::start(ServerConfig::default().bind(([127, 0, 0, 1], 0))).expect("start");
@@ -98,7 +98,7 @@ fn a_background_server_serves_a_plain_synchronous_program() {
 
 #[tokio::test]
 async fn a_sink_that_outlives_its_hub_reports_closed() {
-    use backtest_stream::{ProgressSink, SinkError};
+    use backtest_stream::sink::{ProgressSink, SinkError};
 
     let hub = Hub::new(ServerConfig::default()).expect("hub");
     let sink = hub.sink();

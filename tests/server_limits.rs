@@ -5,8 +5,8 @@ mod server_support;
 
 use std::time::Duration;
 
-use backtest_stream::Topic;
 use backtest_stream::server::{HandshakeDecision, HandshakeHook, ServerConfig};
+use backtest_stream::wire::Topic;
 use futures::StreamExt;
 use server_support::*;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -200,7 +200,7 @@ async fn graceful_shutdown_delivers_pending_events_then_closes_with_1001() {
     assert!(
         server
             .hub
-            .publish(&backtest_stream::Envelope::new(
+            .publish(&backtest_stream::wire::Envelope::new(
                 Topic::BACKTEST,
                 start("r2")
             ))
@@ -254,7 +254,7 @@ async fn a_client_that_never_sends_its_upgrade_request_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_keeps_sending_but_never_reads_is_dropped_when_writes_stall() {
-    use backtest_stream::{BacktestProgress, Event};
+    use backtest_stream::wire::{BacktestProgress, Event};
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::{Bytes, Message};
 

@@ -3,8 +3,8 @@
 
 mod server_support;
 
-use backtest_stream::Topic;
 use backtest_stream::server::ServerConfig;
+use backtest_stream::wire::Topic;
 use futures::StreamExt;
 use futures::future::join_all;
 use server_support::*;

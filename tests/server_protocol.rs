@@ -4,7 +4,7 @@
 mod server_support;
 
 use backtest_stream::server::ServerConfig;
-use backtest_stream::{Envelope, Topic};
+use backtest_stream::wire::{Envelope, Topic};
 use futures::SinkExt;
 use serde_json::json;
 use server_support::*;

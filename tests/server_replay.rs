@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backtest_stream::server::{HubSink, ServerConfig};
-use backtest_stream::{Envelope, ProgressSink, SinkError, Topic};
+use backtest_stream::sink::{ProgressSink, SinkError};
+use backtest_stream::wire::{Envelope, Topic};
 use serde_json::json;
 use server_support::*;
 
@@ -308,7 +309,7 @@ async fn since_with_snapshot_sends_each_seq_once_and_in_order() {
 
 #[tokio::test]
 async fn large_events_are_retained_within_the_byte_budgets() {
-    use backtest_stream::{Event, Results, Side, Trade};
+    use backtest_stream::wire::{Event, Results, Side, Trade};
     // A run that ends with a large backtest_complete: 2,000 trades, about 400 KB.
     let trade = Trade {
         side: Side::Long,

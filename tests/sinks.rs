@@ -5,11 +5,12 @@ mod writer_support;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use backtest_stream::{
-    Event, EventKind, FanOut, JsonLinesConfig, JsonLinesSink, MemorySink, NoopSink, OverflowPolicy,
-    ProgressDetails, ProgressSink, ProgressStreamer, RunInfo, RunResults, SinkError, Topic,
-    read_json_lines, sink_fn,
+use backtest_stream::sink::{
+    FanOut, JsonLinesConfig, JsonLinesSink, MemorySink, NoopSink, OverflowPolicy, ProgressSink,
+    SinkError, read_json_lines, sink_fn,
 };
+use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+use backtest_stream::wire::{Event, EventKind, Topic};
 use writer_support::SharedBuffer;
 
 fn run_to(sink: impl ProgressSink + 'static, bars: u64) {
@@ -131,7 +132,7 @@ fn a_full_json_lines_queue_drops_and_counts_without_blocking() {
             overflow: OverflowPolicy::Drop,
         },
     );
-    let envelope = backtest_stream::Envelope::new(
+    let envelope = backtest_stream::wire::Envelope::new(
         Topic::BACKTEST,
         Event::from_json(include_str!("fixtures/seed_backtest_error.json")).unwrap(),
     );
@@ -175,7 +176,7 @@ fn fan_out_errors_name_how_many_failed() {
     let fan_out = FanOut::new()
         .with(NoopSink)
         .with(sink_fn(|_| Err(SinkError::Closed)));
-    let envelope = backtest_stream::Envelope::new(
+    let envelope = backtest_stream::wire::Envelope::new(
         Topic::BACKTEST,
         Event::from_json(include_str!("fixtures/seed_backtest_start.json")).unwrap(),
     );
@@ -204,7 +205,7 @@ fn sinks_compose_through_option_box_arc_vec_and_tuples() {
 
 #[test]
 fn the_channel_sink_delivers_across_threads() {
-    let (sink, rx) = backtest_stream::channel(64);
+    let (sink, rx) = backtest_stream::sink::channel(64);
     let producer = std::thread::spawn(move || run_to(sink, 300));
     let kinds: Vec<EventKind> = rx.iter().map(|e| e.event.kind()).collect();
     producer.join().unwrap();

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use backtest_stream::{
-    BacktestId, Event, EventKind, MemorySink, ProgressDetails, ProgressStreamer, RunInfo,
-    RunResults, SinkError, Topic, sink_fn,
-};
+use backtest_stream::sink::{MemorySink, SinkError, sink_fn};
+use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+use backtest_stream::wire::{BacktestId, Event, EventKind, Topic};
 
 fn kinds(memory: &MemorySink) -> Vec<EventKind> {
     memory.events().iter().map(|e| e.kind()).collect()

@@ -6,11 +6,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use backtest_stream::log_bridge::LogScope;
+use backtest_stream::sink::{MemorySink, ProgressSink, SharedSink, sink_fn};
 use backtest_stream::tracing_layer::{BacktestLayer, LayerStats, RunRoutes};
-use backtest_stream::{
-    BacktestId, Envelope, Event, LogEntry, LogScope, MemorySink, ProgressSink, SharedSink, Topic,
-    sink_fn,
-};
+use backtest_stream::wire::{BacktestId, Envelope, Event, LogEntry, Topic};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 

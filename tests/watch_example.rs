@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backtest_stream::server::{Server, ServerConfig};
-use backtest_stream::{BacktestComplete, Event, LogEntry, LogLevel, Topic};
+use backtest_stream::wire::{BacktestComplete, Event, LogEntry, LogLevel, Topic};
 use futures::StreamExt;
 use server_support::{TestServer, id, progress, start, ts};
 use tokio::net::{TcpListener, TcpStream};
@@ -471,8 +471,11 @@ async fn watcher_reloads_state_after_the_server_restarts() {
     let url = format!("ws://{addr}/ws");
     let mut watch = watcher(&url, &["--exit-after-complete", "0.3"]);
     let publish = |hub: &backtest_stream::server::Hub, event: Event| {
-        hub.publish(&backtest_stream::Envelope::new(Topic::BACKTEST, event))
-            .expect("publish");
+        hub.publish(&backtest_stream::wire::Envelope::new(
+            Topic::BACKTEST,
+            event,
+        ))
+        .expect("publish");
     };
     let deadline = Instant::now() + WAIT;
     while hub.stats().subscriptions.get(&Topic::BACKTEST) != Some(&1) {
@@ -575,10 +578,10 @@ async fn backtest_ws_streams_the_run_and_keeps_stdout_json_lines() {
     };
     assert_eq!(
         received[0],
-        backtest_stream::EventKind::BacktestStart,
+        backtest_stream::wire::EventKind::BacktestStart,
         "{received:?}"
     );
-    assert!(received.contains(&backtest_stream::EventKind::BacktestProgress));
+    assert!(received.contains(&backtest_stream::wire::EventKind::BacktestProgress));
 
     let status = backtest.wait_exit().await;
     assert!(status.success(), "exit {status}\n{}", backtest.stderr());

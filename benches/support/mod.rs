@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backtest_stream::{Bar, EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars};
+use backtest_stream::reference::{Bar, EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars};
 
 /// Bars in the run.
 pub const BARS: usize = 1_000_000;

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use backtest_stream::{BacktestId, Timestamp};
+use backtest_stream::wire::{BacktestId, Timestamp};
 use serde_json::{Map, Value, json};
 use time::{Date, Month, OffsetDateTime, Time};
 
@@ -313,7 +313,7 @@ pub fn parse_request(body: &[u8]) -> Result<RunSpec, ApiError> {
 
 /// The first bar of the default synthetic data (2024-01-01).
 fn synthetic_start() -> Timestamp {
-    backtest_stream::SyntheticBars::default().start
+    backtest_stream::reference::SyntheticBars::default().start
 }
 
 fn midnight(date: Date) -> Timestamp {

@@ -24,8 +24,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use backtest_stream::log_bridge::LogBridge;
 use backtest_stream::server::{Hub, ServerConfig};
-use backtest_stream::{LogBridge, SharedSink, Topic};
+use backtest_stream::sink::SharedSink;
+use backtest_stream::wire::Topic;
 use hyper_util::rt::TokioIo;
 use log::LevelFilter;
 use tokio_tungstenite::WebSocketStream;
@@ -147,7 +149,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     // is in the run's LogScope while BacktestRunner runs it) become that run's
     // log_entry events; the others go to the page's server log (backtest_id null).
     let console = env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,backtest_stream::reference_engine=warn"),
+        env_logger::Env::default().default_filter_or("info,backtest_stream::reference=warn"),
     )
     .build();
     let console_level = console.filter();

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use backtest_stream::server::HubSink;
-use backtest_stream::{
-    BacktestId, BacktestRunner, Bar, EngineConfig, Envelope, Event, ProgressSink, ProgressStreamer,
-    ReferenceEngine, RunInfo, SharedSink, SinkError, SmaCrossover, Strategy, StrategyContext,
-    StrategyError, StreamerConfig, SyntheticBars, Timestamp, error_chain, load_csv,
+use backtest_stream::engine::{BacktestRunner, error_chain};
+use backtest_stream::reference::{
+    Bar, EngineConfig, ReferenceEngine, SmaCrossover, Strategy, StrategyContext, StrategyError,
+    SyntheticBars, load_csv,
 };
+use backtest_stream::server::HubSink;
+use backtest_stream::sink::{ProgressSink, SharedSink, SinkError};
+use backtest_stream::streamer::{ProgressStreamer, RunInfo, StreamerConfig};
+use backtest_stream::wire::{BacktestId, Envelope, Event, Timestamp};
 use serde_json::{Map, Value, json};
 
 /// Where a run's bars come from.

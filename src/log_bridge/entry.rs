@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use log::kv::{self, Key, Value, VisitSource};
 
-use crate::{BacktestId, LogEntry, LogLevel, Timestamp};
+use crate::wire::{BacktestId, LogEntry, LogLevel, Timestamp};
 
 /// The key-value that names a record's run explicitly: `log::info!(backtest_id = id; ...)`.
 pub const BACKTEST_ID_KEY: &str = "backtest_id";
@@ -14,11 +14,11 @@ pub const FUNCTION_KEY: &str = "function";
 /// A [`BacktestId`] is a `log` key-value, so a record can name its run directly:
 ///
 /// ```
-/// use backtest_stream::BacktestId;
+/// use backtest_stream::wire::BacktestId;
 ///
 /// let run = BacktestId::new("run-1")?;
 /// log::info!(backtest_id = run; "belongs to run-1 wherever it is made");
-/// # Ok::<(), backtest_stream::InvalidBacktestId>(())
+/// # Ok::<(), backtest_stream::wire::InvalidBacktestId>(())
 /// ```
 impl log::kv::ToValue for BacktestId {
     fn to_value(&self) -> Value<'_> {

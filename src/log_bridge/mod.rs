@@ -7,7 +7,10 @@
 //! output stays as it was and the UI gets the same lines.
 //!
 //! ```
-//! use backtest_stream::{EventKind, LogBridge, LogScope, MemorySink, ProgressStreamer, RunInfo};
+//! use backtest_stream::log_bridge::{LogBridge, LogScope};
+//! use backtest_stream::sink::MemorySink;
+//! use backtest_stream::streamer::{ProgressStreamer, RunInfo};
+//! use backtest_stream::wire::EventKind;
 //! use log::LevelFilter;
 //!
 //! // The program's console logger, as before.
@@ -62,7 +65,7 @@
 //! | `line` | the record's line, `0` when unknown |
 //! | `logger_name` | `backtest.<id>` for a run's records, the record's target otherwise |
 //!
-//! A `backtest_id` key-value that is not a valid [`BacktestId`](crate::BacktestId) is kept in the message
+//! A `backtest_id` key-value that is not a valid [`BacktestId`](crate::wire::BacktestId) is kept in the message
 //! as ` backtest_id=...` and does not change the record's id.
 //!
 //! # Never harming the program
@@ -88,7 +91,8 @@ use std::sync::{Arc, OnceLock};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-use crate::{Envelope, Event, ProgressSink, SharedSink, Topic};
+use crate::sink::{ProgressSink, SharedSink};
+use crate::wire::{Envelope, Event, Topic};
 
 pub use entry::{BACKTEST_ID_KEY, FUNCTION_KEY};
 pub use filter::FilterParseError;
@@ -228,7 +232,8 @@ pub fn installed() -> Option<BridgeHandle> {
 /// second installation (of any logger) is an [`InstallError`], never a panic.
 ///
 /// ```no_run
-/// use backtest_stream::{MemorySink, log_bridge};
+/// use backtest_stream::log_bridge;
+/// use backtest_stream::sink::MemorySink;
 ///
 /// let ui = MemorySink::new();
 /// let handle = log_bridge::init(ui.clone())?;
@@ -250,7 +255,9 @@ pub fn init(default_sink: impl ProgressSink + 'static) -> Result<BridgeHandle, I
 /// call [`Log::log`] on it directly (in tests, or to feed it from another logger).
 ///
 /// ```
-/// use backtest_stream::{EventKind, LogBridge, MemorySink, Topic};
+/// use backtest_stream::log_bridge::LogBridge;
+/// use backtest_stream::sink::MemorySink;
+/// use backtest_stream::wire::{EventKind, Topic};
 /// use log::{LevelFilter, Log};
 ///
 /// let ui = MemorySink::new();
@@ -337,7 +344,7 @@ impl<L: Log> LogBridgeBuilder<L> {
     /// items (`"info,hyper=warn,my_app::engine=trace"`); later items win.
     ///
     /// ```
-    /// use backtest_stream::LogBridge;
+    /// use backtest_stream::log_bridge::LogBridge;
     /// assert!(LogBridge::builder().parse_filters("info,hyper=warn").is_ok());
     /// assert!(LogBridge::builder().parse_filters("hyper=loud").is_err());
     /// ```
@@ -364,7 +371,7 @@ impl<L: Log> LogBridgeBuilder<L> {
     /// `logger.filter()`); the global `log::max_level()` is set to cover both.
     ///
     /// ```
-    /// use backtest_stream::LogBridge;
+    /// use backtest_stream::log_bridge::LogBridge;
     /// use log::{LevelFilter, Log};
     ///
     /// struct Console;

@@ -9,10 +9,9 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use super::entry::{RunContext, from_record};
 use super::scope::Busy;
 use super::{BridgeStats, Counters, LogScope};
-use crate::{
-    BacktestId, Envelope, Event, LogEntry, LogLevel, ProgressSink, ProgressStreamer,
-    RunningBacktest, SharedSink, StreamerConfig, Timestamp, Topic,
-};
+use crate::sink::{ProgressSink, SharedSink};
+use crate::streamer::{ProgressStreamer, RunningBacktest, StreamerConfig};
+use crate::wire::{BacktestId, Envelope, Event, LogEntry, LogLevel, Timestamp, Topic};
 
 /// The logger of one run: every line it takes becomes a `log_entry` of that run
 /// (`logger_name` `backtest.<id>`), published straight to the run's sink on the run's
@@ -23,7 +22,10 @@ use crate::{
 /// logger is installed, so prefer the methods when no logger is). Cloning is cheap.
 ///
 /// ```
-/// use backtest_stream::{Event, MemorySink, ProgressStreamer, RunLogger, RunInfo};
+/// use backtest_stream::log_bridge::RunLogger;
+/// use backtest_stream::sink::MemorySink;
+/// use backtest_stream::streamer::{ProgressStreamer, RunInfo};
+/// use backtest_stream::wire::Event;
 ///
 /// let memory = MemorySink::new();
 /// let run = ProgressStreamer::new(memory.clone()).start(RunInfo::default(), 10);
@@ -226,7 +228,9 @@ pub struct BacktestLogging {
 /// with the same id (`backtest_id`, or a fresh UUID v4 when `None`).
 ///
 /// ```
-/// use backtest_stream::{MemorySink, RunInfo, setup_backtest_logging};
+/// use backtest_stream::log_bridge::setup_backtest_logging;
+/// use backtest_stream::sink::MemorySink;
+/// use backtest_stream::streamer::RunInfo;
 ///
 /// let memory = MemorySink::new();
 /// let logging = setup_backtest_logging(memory.clone(), None);

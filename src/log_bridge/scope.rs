@@ -9,7 +9,9 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
-use crate::{BacktestId, RunningBacktest, SharedSink, Topic};
+use crate::sink::SharedSink;
+use crate::streamer::RunningBacktest;
+use crate::wire::{BacktestId, Topic};
 
 /// Where the records of a scope go, and with which id.
 pub(crate) struct ScopeTarget {
@@ -58,7 +60,9 @@ pub(crate) fn current() -> Option<Rc<ScopeTarget>> {
 /// few nanoseconds and changes nothing.
 ///
 /// ```
-/// use backtest_stream::{LogBridge, LogScope, MemorySink, ProgressStreamer, RunInfo};
+/// use backtest_stream::log_bridge::{LogBridge, LogScope};
+/// use backtest_stream::sink::MemorySink;
+/// use backtest_stream::streamer::{ProgressStreamer, RunInfo};
 /// use log::Log;
 ///
 /// let memory = MemorySink::new();
@@ -114,7 +118,9 @@ impl LogScope {
     /// The id of the scope current on this thread, if any.
     ///
     /// ```
-    /// use backtest_stream::{BacktestId, LogScope, NoopSink, Topic};
+    /// use backtest_stream::log_bridge::LogScope;
+    /// use backtest_stream::sink::NoopSink;
+    /// use backtest_stream::wire::{BacktestId, Topic};
     /// use std::sync::Arc;
     ///
     /// assert_eq!(LogScope::current_id(), None);
@@ -123,7 +129,7 @@ impl LogScope {
     /// assert_eq!(LogScope::current_id(), Some(id));
     /// drop(scope);
     /// assert_eq!(LogScope::current_id(), None);
-    /// # Ok::<(), backtest_stream::InvalidBacktestId>(())
+    /// # Ok::<(), backtest_stream::wire::InvalidBacktestId>(())
     /// ```
     pub fn current_id() -> Option<BacktestId> {
         current().map(|scope| scope.backtest_id.clone())

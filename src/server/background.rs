@@ -6,18 +6,18 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::config::ServerConfig;
-use super::error::ServerError;
-use super::hub::Hub;
-use super::listener::Server;
-use super::sink::HubSink;
+use crate::server::config::ServerConfig;
+use crate::server::error::ServerError;
+use crate::server::hub::Hub;
+use crate::server::listener::Server;
+use crate::server::sink::HubSink;
 
 /// A [`Server`] running on a thread of its own (with its own single-threaded tokio
 /// runtime) until [`shutdown`](Self::shutdown) or drop.
 ///
 /// ```
 /// use backtest_stream::server::{BackgroundServer, ServerConfig};
-/// use backtest_stream::{ProgressStreamer, RunInfo};
+/// use backtest_stream::streamer::{ProgressStreamer, RunInfo};
 ///
 /// let server = BackgroundServer::start(ServerConfig::default().bind(([127, 0, 0, 1], 0)))?;
 /// println!("ws://{}/ws", server.local_addr());

@@ -1,12 +1,11 @@
 //! [`ServerConfig`]: limits, timers and the handshake policy of the WebSocket server.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::http::HeaderMap;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::server::handshake::HandshakeHook;
 
 /// What the hub does with a client whose queue overflows (it reads more slowly than
 /// events are published).
@@ -19,105 +18,6 @@ pub enum LagPolicy {
     /// Close the client with code 1008 (`client too slow`) as soon as its queue
     /// overflows.
     Disconnect,
-}
-
-/// The request a [`HandshakeHook`] decides on: what the client sent in its upgrade request.
-#[derive(Debug, Clone)]
-pub struct HandshakeRequest {
-    /// The request path (`/ws`).
-    pub path: String,
-    /// The query string without the `?` (`token=abc`), empty when there is none.
-    pub query: String,
-    /// The request headers.
-    pub headers: HeaderMap,
-    /// The peer's address, when the connection came through the server's own listener.
-    pub peer: Option<SocketAddr>,
-}
-
-impl HandshakeRequest {
-    /// The value of one query parameter, without percent-decoding.
-    ///
-    /// ```
-    /// use backtest_stream::server::HandshakeRequest;
-    ///
-    /// let request = HandshakeRequest {
-    ///     path: "/ws".into(),
-    ///     query: "token=abc&x=1".into(),
-    ///     headers: Default::default(),
-    ///     peer: None,
-    /// };
-    /// assert_eq!(request.query_param("token"), Some("abc"));
-    /// assert_eq!(request.query_param("missing"), None);
-    /// ```
-    pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key == name).then_some(value)
-        })
-    }
-
-    /// The value of one header as text, when present and valid.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// What a [`HandshakeHook`] answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HandshakeDecision {
-    /// Accept the connection.
-    Accept,
-    /// Refuse at the HTTP level, before the upgrade, with this status (401 or 403) and a
-    /// short body.
-    RefuseHttp {
-        /// The HTTP status code, such as 401 or 403.
-        status: u16,
-        /// The response body: why.
-        reason: String,
-    },
-    /// Complete the upgrade, then close at once with code 1008 (policy violation) and
-    /// this reason (browsers can read a close code, not an HTTP status).
-    RefuseClose {
-        /// The close reason (at most 123 bytes are sent).
-        reason: String,
-    },
-}
-
-/// A function called at each handshake that accepts or refuses the client from its
-/// headers and query string: the place where authentication plugs in.
-///
-/// ```
-/// use backtest_stream::server::{HandshakeDecision, HandshakeHook, ServerConfig};
-///
-/// let config = ServerConfig::default().handshake_hook(HandshakeHook::new(|request| {
-///     match request.query_param("token") {
-///         Some("secret") => HandshakeDecision::Accept,
-///         _ => HandshakeDecision::RefuseHttp { status: 401, reason: "bad token".into() },
-///     }
-/// }));
-/// # let _ = config;
-/// ```
-#[derive(Clone)]
-pub struct HandshakeHook(Arc<dyn Fn(&HandshakeRequest) -> HandshakeDecision + Send + Sync>);
-
-impl HandshakeHook {
-    /// Wraps a function as a hook.
-    pub fn new(
-        hook: impl Fn(&HandshakeRequest) -> HandshakeDecision + Send + Sync + 'static,
-    ) -> Self {
-        Self(Arc::new(hook))
-    }
-
-    /// Asks the hook.
-    pub fn decide(&self, request: &HandshakeRequest) -> HandshakeDecision {
-        (self.0)(request)
-    }
-}
-
-impl fmt::Debug for HandshakeHook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HandshakeHook")
-    }
 }
 
 /// The configuration of the hub and its server. Every field has a documented default;
@@ -182,9 +82,15 @@ pub struct ServerConfig {
     /// as dead (default 20 s).
     pub ping_timeout: Duration,
     /// `Origin` header values accepted at the handshake; empty (the default) accepts
-    /// every origin. A refused origin is closed at once with 1008 (policy), before any
+    /// every origin, unless [`same_origin`](Self::same_origin) is set. A refused origin
+    /// is closed at once with 1008 (policy), before any
     /// message is read or sent.
     pub allowed_origins: Vec<String>,
+    /// Also accept an `Origin` whose host is the request's `Host` (a page the same
+    /// application served), and refuse every other `Origin` that is not listed in
+    /// [`allowed_origins`](Self::allowed_origins) (default `false`). A request without
+    /// `Origin` (not a browser) is still accepted when the list is empty.
+    pub same_origin: bool,
     /// Decides at each handshake whether to accept the client (default: accept all).
     pub handshake_hook: Option<HandshakeHook>,
     /// How long a client may take to send its upgrade request to the standalone server
@@ -227,6 +133,7 @@ impl Default for ServerConfig {
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(20),
             allowed_origins: Vec::new(),
+            same_origin: false,
             handshake_hook: None,
             handshake_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
@@ -295,8 +202,8 @@ impl ServerConfig {
     }
 
     /// What one topic retains.
-    pub(crate) fn history_limits(&self) -> super::history::Limits {
-        super::history::Limits {
+    pub(crate) fn history_limits(&self) -> crate::server::history::Limits {
+        crate::server::history::Limits {
             events: self.history_size,
             bytes: self.history_bytes,
             runs: self.snapshot_runs,
@@ -325,6 +232,11 @@ impl ServerConfig {
         S: Into<String>,
     {
         self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Sets [`same_origin`](Self::same_origin).
+    pub fn same_origin(mut self, same_origin: bool) -> Self {
+        self.same_origin = same_origin;
         self
     }
     /// Sets [`handshake_hook`](Self::handshake_hook).
@@ -370,16 +282,5 @@ impl ServerConfig {
             // frame beyond.
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_message_size))
-    }
-
-    /// Whether an `Origin` header value is allowed.
-    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
-        if self.allowed_origins.is_empty() {
-            return true;
-        }
-        match origin {
-            Some(origin) => self.allowed_origins.iter().any(|o| o == origin),
-            None => false,
-        }
     }
 }

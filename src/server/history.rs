@@ -3,62 +3,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::BytesMut;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::{BacktestId, Envelope, Event, EventKind};
-
-/// Serializes an envelope once into the frame every client gets:
-/// `{"type":...,"data":{...},"topic":"...","seq":N}`.
-#[cfg(test)]
-pub(crate) fn event_frame(envelope: &Envelope, seq: u64) -> Utf8Bytes {
-    FrameWriter::new().frame(envelope, seq)
-}
-
-/// Room of one shared buffer that frames are cut from.
-const FRAME_CHUNK: usize = 4096;
-
-/// Serializes events into frames, cutting consecutive frames from one shared buffer:
-/// a frame costs no allocation of its own (one buffer serves ~10 frames, and is reused
-/// in place once its frames are all written and dropped). A frame kept alone (in a
-/// run's snapshot) keeps at most one buffer of [`FRAME_CHUNK`] bytes alive.
-pub(crate) struct FrameWriter {
-    /// Where an event is written first (its JSON writer takes a `Vec`).
-    scratch: Vec<u8>,
-    chunk: BytesMut,
-}
-
-impl FrameWriter {
-    pub(crate) fn new() -> Self {
-        Self {
-            scratch: Vec::with_capacity(512),
-            chunk: BytesMut::with_capacity(FRAME_CHUNK),
-        }
-    }
-
-    /// The frame of `envelope` numbered `seq`:
-    /// `{"type":...,"data":{...},"topic":"...","seq":N}`.
-    pub(crate) fn frame(&mut self, envelope: &Envelope, seq: u64) -> Utf8Bytes {
-        let out = &mut self.scratch;
-        out.clear();
-        envelope.write_json(out);
-        if out.last() == Some(&b'}') {
-            out.pop();
-            out.extend_from_slice(b",\"seq\":");
-            crate::json_text::u64(out, seq);
-            out.push(b'}');
-        }
-        if out.capacity() > 4 * FRAME_CHUNK {
-            // A huge event (large results) does not keep its room for the next ones.
-            out.shrink_to(FRAME_CHUNK);
-        }
-        self.chunk.extend_from_slice(out);
-        let bytes = self.chunk.split().freeze();
-        // Only valid UTF-8 is written; one check of the whole frame is cheaper than
-        // writing through `String` piece by piece.
-        Utf8Bytes::try_from(bytes).unwrap_or_default()
-    }
-}
+use crate::wire::{BacktestId, Event, EventKind};
 
 /// A fast hasher for the map of runs, which is looked up for every event.
 ///
@@ -328,7 +275,8 @@ impl TopicHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BacktestProgress, Timestamp, Topic};
+    use crate::server::frames::event_frame;
+    use crate::wire::{BacktestProgress, Envelope, Timestamp, Topic};
 
     fn progress(id: &str, bars: u64) -> Event {
         Event::BacktestProgress(BacktestProgress {
@@ -357,17 +305,6 @@ mod tests {
         let seq = history.next_seq();
         let frame = event_frame(&Envelope::new(Topic::BACKTEST, event.clone()), seq);
         history.record(seq, &event, &frame);
-    }
-
-    #[test]
-    fn frames_carry_topic_and_seq() {
-        let frame = event_frame(&Envelope::new(Topic::BACKTEST, progress("r", 1)), 42);
-        assert!(frame.as_str().ends_with(r#","topic":"backtest","seq":42}"#));
-        assert!(
-            frame
-                .as_str()
-                .starts_with(r#"{"type":"backtest_progress","data":{"#)
-        );
     }
 
     #[test]
@@ -411,7 +348,7 @@ mod tests {
     }
 
     fn error(id: &str) -> Event {
-        Event::BacktestError(crate::BacktestError {
+        Event::BacktestError(crate::wire::BacktestError {
             backtest_id: BacktestId::new(id).unwrap(),
             error: "failed".into(),
             error_details: "x".repeat(1000),

@@ -10,47 +10,29 @@
 //!   batches (one flush per batch). What overflows is counted and announced with a
 //!   `lagged` notice; the terminal event of a run still gets through
 //!   ([`LagPolicy`] can instead disconnect clients that fall behind).
-//! - **The protocol** of `PROTOCOL.md`: subscribe (with `backtest_id`, `since` +
-//!   `epoch` replay, `snapshot`), unsubscribe, ping, `bad_request` errors; close codes
-//!   1001, 1008, 1009, 1013. Subscribing, its replay and the switch to live delivery
-//!   run on the hub task between two events, so the seam has no gap and no duplicate;
-//!   a replay longer than the client's queue continues as the queue drains.
+//! - **The protocol** of [`docs/PROTOCOL.md`](crate::wire::protocol), spoken with the
+//!   types of [`wire`](crate::wire): subscribe (with `backtest_id`, `since` + `epoch`
+//!   replay, `snapshot`), unsubscribe, ping, `bad_request` errors, and the
+//!   [`CloseCode`](crate::wire::CloseCode)s of its table. Subscribing, its replay and the
+//!   switch to live delivery run on the hub task between two events, so the seam has no
+//!   gap and no duplicate; a replay longer than the client's queue continues as the
+//!   queue drains. The protocol's "Replay details" settle `missed` with a run filter,
+//!   `since` with `snapshot`, and `since` without `epoch`.
 //! - **Limits** ([`ServerConfig`]): connections, message size, queue and history
 //!   sizes, subscriptions per connection, ping interval and timeout (dead peers are
-//!   dropped), allowed origins and a handshake hook for authentication.
-//!   [`Hub::stats`] tells connections, subscriptions, events and drops by reason.
-//! - **Standalone or embedded**: [`Server`] listens on its own address (or
-//!   [`BackgroundServer`] on a thread of its own, for programs without tokio);
-//!   [`Hub::serve`] serves a connection that another framework already upgraded.
-//!
-//! # Replay details
-//!
-//! These settle what `PROTOCOL.md` leaves open:
-//!
-//! - **`missed` with a `backtest_id` filter is an upper bound.** The history is kept per
-//!   topic, not per run, so the `missed` of a filtered `since` (in its `lagged` notice,
-//!   and `recovered: false`) counts every event of the topic after `since` that is no
-//!   longer retained, whichever run it belonged to. `missed: 0` (`recovered: true`)
-//!   is exact: nothing of the run was lost.
-//! - **`since` and `snapshot` together send no seq twice.** The snapshot then only
-//!   fills the part of the gap that is no longer retained: frames the client already
-//!   has (`seq <= since`) and frames the replay sends (still retained) are left out of
-//!   it, and what remains is sent in seq order, before the replay. So a client sees
-//!   strictly increasing seqs: the latest state of runs from the lost part of the gap,
-//!   a `lagged` notice when something was lost, the retained events, then live ones.
-//!   Without `since` (or when it cannot be honoured: another epoch, or ahead of the
-//!   head) the whole snapshot is sent, as for a late joiner.
-//! - **`since` without `epoch`** is taken to be of this server's epoch. A client that
-//!   may outlive a server restart should send the `epoch` of its last confirmation:
-//!   only then can a new server answer `recovered: false` instead of replaying seqs
-//!   that meant other events.
-//! - **A client that never reads** is dropped once its socket has taken none of its
-//!   waiting frames for [`ServerConfig::write_stall_timeout`], even if it keeps
-//!   sending (which counts as a sign of life for the ping check).
+//!   dropped), the write-stall timeout (clients that never read are dropped), allowed
+//!   origins and a handshake hook for authentication. [`Hub::stats`] tells
+//!   connections, subscriptions, events and drops by reason.
+//! - **Standalone or embedded, one admission**: [`Server`] listens on its own address
+//!   (or [`BackgroundServer`] on a thread of its own, for programs without tokio);
+//!   [`Hub::upgrade`] answers the upgrade request of an axum or hyper route (feature
+//!   `hyper`); [`Hub::accept`] upgrades a raw stream (TLS, ...); [`Hub::serve`] serves a
+//!   WebSocket another library upgraded. All of them decide on a connection the same
+//!   way: origin check, handshake hook, connection limit.
 //!
 //! ```no_run
 //! use backtest_stream::server::{Server, ServerConfig};
-//! use backtest_stream::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+//! use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,25 +51,33 @@
 //! # }
 //! ```
 
+mod accept;
+mod admission;
 mod background;
 mod config;
 mod connection;
 mod error;
+mod frames;
+mod handshake;
 mod history;
 mod hub;
 mod inbox;
 mod listener;
-mod protocol;
 mod queue;
+mod shared;
 mod sink;
 mod stats;
+mod subscriptions;
+mod task;
+#[cfg(feature = "hyper")]
+mod upgrade;
 
 pub use background::BackgroundServer;
-pub use config::{HandshakeDecision, HandshakeHook, HandshakeRequest, LagPolicy, ServerConfig};
+pub use config::{LagPolicy, ServerConfig};
 pub use connection::ConnectionEnd;
 pub use error::ServerError;
+pub use handshake::{HandshakeDecision, HandshakeHook, HandshakeRequest};
 pub use hub::Hub;
 pub use listener::Server;
-pub use protocol::{BadRequest, ClientMessage, Subscribe};
 pub use sink::HubSink;
 pub use stats::{ConnectionEvents, DroppedFrames, ServerStats};

@@ -12,20 +12,11 @@ use std::task::{Context, Poll, Waker};
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::protocol::lagged_frame;
-use crate::Topic;
+use crate::server::frames::reply_frame;
+use crate::wire::{CloseCode, ServerMessage, Topic};
 
 /// Queue capacity kept while a connection is idle; more is released.
 const IDLE_CAPACITY: usize = 64;
-
-/// Why the hub asks a connection to close.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CloseRequest {
-    /// The WebSocket close code.
-    pub code: u16,
-    /// The close reason.
-    pub reason: &'static str,
-}
 
 /// What happened to a pushed event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +37,7 @@ pub(crate) enum Taken {
     /// Frames were moved into the caller's batch.
     Frames,
     /// The hub asks the connection to close (after the frames already taken).
-    Close(CloseRequest),
+    Close(CloseCode),
     /// The queue is empty and the hub asked to be told (it has more replay to send).
     Drained,
 }
@@ -59,7 +50,7 @@ struct State {
     /// Events missed per topic and not yet announced.
     missed: Vec<(Topic, u64)>,
     waker: Option<Waker>,
-    close: Option<CloseRequest>,
+    close: Option<CloseCode>,
     /// The hub wants a `Drained` notice once the queue is empty.
     drain_notice: bool,
 }
@@ -111,7 +102,9 @@ impl ClientQueue {
             if used + needed <= limit {
                 if let Some((index, missed)) = pending {
                     state.missed.swap_remove(index);
-                    state.frames.push_back(lagged_frame(topic, missed));
+                    state
+                        .frames
+                        .push_back(reply_frame(&ServerMessage::lagged(topic.clone(), missed)));
                 }
                 state.frames.push_back(frame.clone());
                 outcome = Pushed::Queued;
@@ -136,6 +129,22 @@ impl ClientQueue {
             waker.wake();
         }
         outcome
+    }
+
+    /// Queues replayed (or snapshot) frames of `topic` in order; returns how many did not
+    /// fit, which are announced to the client as missed.
+    pub(crate) fn push_replayed<'a>(
+        &self,
+        topic: &Topic,
+        frames: impl IntoIterator<Item = &'a Utf8Bytes>,
+    ) -> u64 {
+        let mut dropped = 0;
+        for frame in frames {
+            if self.push_event(topic, frame, false) == Pushed::Dropped {
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// Records `missed` events of `topic` that the client will be told about before its
@@ -178,7 +187,7 @@ impl ClientQueue {
 
     /// Asks the connection to close; with `discard`, frames not yet taken are dropped
     /// and their number returned.
-    pub(crate) fn request_close(&self, request: CloseRequest, discard: bool) -> usize {
+    pub(crate) fn request_close(&self, code: CloseCode, discard: bool) -> usize {
         let (waker, discarded) = {
             let mut state = self.lock();
             if state.close.is_some() {
@@ -191,7 +200,7 @@ impl ClientQueue {
             } else {
                 0
             };
-            state.close = Some(request);
+            state.close = Some(code);
             (state.waker.take(), discarded)
         };
         if let Some(waker) = waker {
@@ -205,10 +214,7 @@ impl ClientQueue {
     pub(crate) fn close_and_discard(&self) -> usize {
         let mut state = self.lock();
         if state.close.is_none() {
-            state.close = Some(CloseRequest {
-                code: 1000,
-                reason: "connection closed",
-            });
+            state.close = Some(CloseCode::Normal);
         }
         state.waker = None;
         state.taken = 0;
@@ -229,8 +235,8 @@ impl ClientQueue {
             state.taken += batch.len();
             return Poll::Ready(Taken::Frames);
         }
-        if let Some(close) = &state.close {
-            return Poll::Ready(Taken::Close(close.clone()));
+        if let Some(close) = state.close {
+            return Poll::Ready(Taken::Close(close));
         }
         if state.drain_notice && state.taken == 0 {
             state.drain_notice = false;

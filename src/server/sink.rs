@@ -1,12 +1,13 @@
-//! [`HubSink`]: the [`ProgressSink`] that publishes into a [`Hub`](super::Hub).
+//! [`HubSink`]: the [`ProgressSink`] that publishes into a [`Hub`](crate::server::Hub).
 
 use std::sync::Arc;
 
-use super::hub::{Input, Shared, flush_input, try_input};
-use crate::{Envelope, ProgressSink, SinkError};
+use crate::server::shared::{Input, Shared};
+use crate::sink::{ProgressSink, SinkError};
+use crate::wire::Envelope;
 
-/// A [`ProgressSink`] that publishes into a [`Hub`](super::Hub); get one with
-/// [`Hub::sink`](super::Hub::sink).
+/// A [`ProgressSink`] that publishes into a [`Hub`](crate::server::Hub); get one with
+/// [`Hub::sink`](crate::server::Hub::sink).
 ///
 /// Publishing never waits and costs the same whatever the number of clients: the
 /// envelope (a reference-counted event) goes into the hub's bounded queue, and the hub
@@ -38,10 +39,10 @@ impl std::fmt::Debug for HubSink {
 impl ProgressSink for HubSink {
     #[inline]
     fn publish(&self, envelope: &Envelope) -> Result<(), SinkError> {
-        try_input(&self.shared, Input::Publish(envelope.clone()))
+        self.shared.try_input(Input::Publish(envelope.clone()))
     }
 
     fn flush(&self) -> Result<(), SinkError> {
-        flush_input(&self.shared)
+        self.shared.flush_input()
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::Topic;
+use crate::wire::Topic;
 
 /// Counters shared by the hub, its connections and its sinks.
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use backtest_stream::server::{Hub, Server, ServerConfig};
-use backtest_stream::{
+use backtest_stream::wire::{
     BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Envelope, Event,
     LogEntry, LogLevel, Timestamp, Topic,
 };

@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
-use crate::{Envelope, Event, ProgressSink, SinkError};
+use crate::sink::{ProgressSink, SinkError};
+use crate::wire::{Envelope, Event};
 
 /// Records published events in memory, keeping the most recent `capacity` of them.
 ///
@@ -14,7 +15,9 @@ use crate::{Envelope, Event, ProgressSink, SinkError};
 /// ([`MemorySink::evicted`]).
 ///
 /// ```
-/// use backtest_stream::{EventKind, MemorySink, ProgressStreamer, RunInfo};
+/// use backtest_stream::sink::MemorySink;
+/// use backtest_stream::streamer::{ProgressStreamer, RunInfo};
+/// use backtest_stream::wire::EventKind;
 ///
 /// let memory = MemorySink::new();
 /// let run = ProgressStreamer::new(memory.clone()).start(RunInfo::default(), 100);
@@ -132,7 +135,8 @@ pub struct ChannelSink {
 /// on the returned [`std::sync::mpsc::Receiver`], for example in a UI thread.
 ///
 /// ```
-/// use backtest_stream::{channel, ProgressStreamer, RunInfo};
+/// use backtest_stream::sink::channel;
+/// use backtest_stream::streamer::{ProgressStreamer, RunInfo};
 ///
 /// let (sink, events) = channel(1024);
 /// std::thread::spawn(move || {
@@ -179,7 +183,7 @@ impl ProgressSink for ChannelSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BacktestError, BacktestId, Timestamp, Topic};
+    use crate::wire::{BacktestError, BacktestId, Timestamp, Topic};
 
     fn envelope(n: u32) -> Envelope {
         Envelope::new(

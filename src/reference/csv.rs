@@ -12,7 +12,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::{Bar, Timestamp};
+use crate::reference::Bar;
+use crate::wire::Timestamp;
 
 /// The columns a bar file must have, in the order of [`Bar`]'s fields.
 pub const CSV_COLUMNS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
@@ -88,9 +89,9 @@ pub enum CsvError {
 /// Loads bars from a CSV file in the format of [`read_csv`].
 ///
 /// ```no_run
-/// let bars = backtest_stream::load_csv("data/EURUSD_H1.csv")?;
+/// let bars = backtest_stream::reference::load_csv("data/EURUSD_H1.csv")?;
 /// println!("{} bars from {}", bars.len(), bars[0].timestamp.date_string());
-/// # Ok::<(), backtest_stream::CsvError>(())
+/// # Ok::<(), backtest_stream::reference::CsvError>(())
 /// ```
 pub fn load_csv(path: impl AsRef<Path>) -> Result<Vec<Bar>, CsvError> {
     let path = path.as_ref();
@@ -125,7 +126,7 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<Vec<Bar>, CsvError> {
 /// error names the line (1 is the header) and, where it applies, the column.
 ///
 /// ```
-/// use backtest_stream::{CsvError, read_csv};
+/// use backtest_stream::reference::{CsvError, read_csv};
 ///
 /// let text = "timestamp,open,high,low,close,volume\n\
 ///             2024-01-15T10:00:00Z,1.0921,1.0930,1.0915,1.0927,1250\n\

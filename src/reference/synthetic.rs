@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use crate::{Bar, Timestamp};
+use crate::reference::Bar;
+use crate::wire::Timestamp;
 
 /// The settings of the synthetic generator; [`SyntheticBars::default`] is the embedded
 /// data set of the examples: 10,000 hourly bars from 2024-01-01, seed 42.
@@ -21,13 +22,13 @@ use crate::{Bar, Timestamp};
 /// generator.
 ///
 /// ```
-/// use backtest_stream::SyntheticBars;
+/// use backtest_stream::reference::SyntheticBars;
 ///
 /// let bars = SyntheticBars { count: 500, seed: 7, ..SyntheticBars::default() }.generate()?;
 /// assert_eq!(bars.len(), 500);
 /// assert_eq!(bars, SyntheticBars { count: 500, seed: 7, ..SyntheticBars::default() }.generate()?);
 /// assert!(bars.iter().all(|b| b.low <= b.open.min(b.close) && b.high >= b.open.max(b.close)));
-/// # Ok::<(), backtest_stream::SyntheticError>(())
+/// # Ok::<(), backtest_stream::reference::SyntheticError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntheticBars {

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::{Strategy, StrategyContext, StrategyError};
+use crate::reference::{Strategy, StrategyContext, StrategyError};
 
 /// A long-only SMA crossover, with these exact rules:
 ///
@@ -13,7 +13,7 @@ use crate::{Strategy, StrategyContext, StrategyError};
 ///   down ⇔ `fast[i−1] ≥ slow[i−1]` and `fast[i] < slow[i]`.
 /// - Flat and cross up → buy `size` units; long and cross down → close; every other case
 ///   does nothing. (Orders fill at the next bar's open: see the
-///   [engine rules](crate::reference_engine).)
+///   [engine rules](crate::reference).)
 ///
 /// The means are kept as rolling sums, O(1) per bar and without allocation; each sum is
 /// recomputed from its window every `n` bars so that rounding cannot drift. With prices
@@ -21,7 +21,7 @@ use crate::{Strategy, StrategyContext, StrategyError};
 /// the means are bit for bit those of the direct computation.
 ///
 /// ```
-/// use backtest_stream::{EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars};
+/// use backtest_stream::reference::{EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars};
 ///
 /// let bars = SyntheticBars::with_count(5_000).generate()?;
 /// let report = ReferenceEngine::new(&bars, SmaCrossover::new(10, 20, 1.0)?, EngineConfig::default())
@@ -95,7 +95,7 @@ impl SmaCrossover {
 /// Adds the newest close to a window sum and drops the one leaving it; every `n` bars
 /// the sum is recomputed from the window.
 #[inline]
-fn roll(sum: &mut f64, n: usize, history: &[crate::Bar]) -> Option<f64> {
+fn roll(sum: &mut f64, n: usize, history: &[crate::reference::Bar]) -> Option<f64> {
     let i = history.len() - 1;
     if (i + 1) % n == 0 {
         *sum = history[i + 1 - n..].iter().map(|b| b.close).sum();

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use crate::{Envelope, ProgressSink, SinkError};
+use crate::sink::{ProgressSink, SinkError};
+use crate::wire::Envelope;
 
 /// What a [`JsonLinesSink`] does when its queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,7 +67,8 @@ pub struct JsonLinesStats {
 /// Stream a run to standard output:
 ///
 /// ```
-/// use backtest_stream::{JsonLinesSink, ProgressDetails, ProgressStreamer, RunInfo, RunResults};
+/// use backtest_stream::sink::JsonLinesSink;
+/// use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
 ///
 /// let mut run = ProgressStreamer::new(JsonLinesSink::stdout())
 ///     .start(RunInfo::new("vanilla", "EURUSD"), 1_000);
@@ -331,7 +333,8 @@ pub enum ReadJsonLinesError {
 /// Reads a JSON Lines record back into envelopes, one per non-blank line, for replay.
 ///
 /// ```
-/// use backtest_stream::{read_json_lines, EventKind};
+/// use backtest_stream::sink::read_json_lines;
+/// use backtest_stream::wire::EventKind;
 ///
 /// let record = br#"{"type":"backtest_error","data":{"backtest_id":"r","error":"e","error_details":"","timestamp":"2024-01-15T10:30:45.000Z"},"topic":"backtest"}
 /// not json
@@ -340,7 +343,7 @@ pub enum ReadJsonLinesError {
 /// assert_eq!(lines.next().unwrap()?.event.kind(), EventKind::BacktestError);
 /// let error = lines.next().unwrap().unwrap_err();
 /// assert!(error.to_string().starts_with("line 2: not an event"));
-/// # Ok::<(), backtest_stream::ReadJsonLinesError>(())
+/// # Ok::<(), backtest_stream::sink::ReadJsonLinesError>(())
 /// ```
 pub fn read_json_lines<R: BufRead>(reader: R) -> JsonLinesReader<R> {
     JsonLinesReader {

@@ -12,13 +12,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// 1 to [`Topic::MAX_LEN`] bytes without control characters. Cloning is cheap.
 ///
 /// ```
-/// use backtest_stream::Topic;
+/// use backtest_stream::wire::Topic;
 ///
 /// assert_eq!(Topic::BACKTEST.as_str(), "backtest");
 /// let custom = Topic::new("fx-desk")?;
 /// assert_eq!(custom, "fx-desk");
 /// assert!(Topic::new("").is_err());
-/// # Ok::<(), backtest_stream::InvalidTopic>(())
+/// # Ok::<(), backtest_stream::wire::InvalidTopic>(())
 /// ```
 #[derive(Clone)]
 pub struct Topic(Repr);

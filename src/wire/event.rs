@@ -1,20 +1,23 @@
-//! The event model: the five messages of the wire contract and their JSON form.
+//! The event model: the five messages of a backtest's life.
 //!
 //! Every event serializes as `{"type": "<kind>", "data": {...}}` with exactly the field
-//! names, order and JSON types of the original system (see `PROTOCOL.md` in the
-//! repository and the fixtures under `tests/fixtures/`). Numbers that are not finite are
-//! written as `null` and read back as `NaN`.
+//! names, order and JSON types of the original system (the fixtures under
+//! `tests/fixtures/` are its samples). Numbers that are not finite are written as `null`
+//! and read back as `NaN`.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BacktestId, Results, Timestamp};
+use crate::wire::id::BacktestId;
+use crate::wire::results::Results;
+use crate::wire::timestamp::Timestamp;
+use crate::wire::writer;
 
 /// One message of a backtest's life, as sent to user interfaces.
 ///
 /// ```
-/// use backtest_stream::{BacktestError, BacktestId, Event, Timestamp};
+/// use backtest_stream::wire::{BacktestError, BacktestId, Event, Timestamp};
 ///
 /// let event = Event::BacktestError(BacktestError {
 ///     backtest_id: BacktestId::new("run-1")?,
@@ -80,6 +83,18 @@ impl EventKind {
         }
     }
 
+    /// The kind whose wire name is `name`, if any.
+    ///
+    /// ```
+    /// use backtest_stream::wire::EventKind;
+    ///
+    /// assert_eq!(EventKind::from_name("log_entry"), Some(EventKind::LogEntry));
+    /// assert_eq!(EventKind::from_name("pong"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
     /// Whether this kind ends a run (`backtest_complete` or `backtest_error`).
     pub fn is_terminal(self) -> bool {
         matches!(self, EventKind::BacktestComplete | EventKind::BacktestError)
@@ -131,115 +146,15 @@ impl Event {
         self.kind().is_terminal()
     }
 
-    /// Appends the event's JSON (`{"type":...,"data":{...}}`) to `out`.
+    /// Appends the event's JSON (`{"type":...,"data":{...}}`) to `out`: the bytes its
+    /// `Serialize` form writes, written by hand (see the [module](crate::wire)).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // The same bytes serde_json writes for the event; the events are written by
-        // hand (see `json_text`), which costs a fraction of serde's generic path.
-        use crate::json_text::{f64_or_null, string, u64};
-        match self {
-            Event::BacktestProgress(p) => {
-                out.extend_from_slice(br#"{"type":"backtest_progress","data":{"backtest_id":"#);
-                string(out, p.backtest_id.as_str());
-                out.extend_from_slice(br#","progress":"#);
-                f64_or_null(out, p.progress);
-                out.extend_from_slice(br#","status":"#);
-                string(out, &p.status);
-                out.extend_from_slice(br#","bars_processed":"#);
-                u64(out, p.bars_processed);
-                out.extend_from_slice(br#","total_bars":"#);
-                u64(out, p.total_bars);
-                out.extend_from_slice(br#","current_date":"#);
-                string(out, &p.current_date);
-                out.extend_from_slice(br#","trades_count":"#);
-                u64(out, p.trades_count);
-                out.extend_from_slice(br#","current_pnl":"#);
-                f64_or_null(out, p.current_pnl);
-                out.extend_from_slice(br#","timestamp":"#);
-                p.timestamp.write_json(out);
-                out.extend_from_slice(b"}}");
-            }
-            Event::LogEntry(l) => {
-                out.extend_from_slice(br#"{"type":"log_entry","data":{"backtest_id":"#);
-                match &l.backtest_id {
-                    Some(id) => string(out, id.as_str()),
-                    None => out.extend_from_slice(b"null"),
-                }
-                out.extend_from_slice(br#","timestamp":"#);
-                l.timestamp.write_json(out);
-                out.extend_from_slice(br#","level":""#);
-                out.extend_from_slice(l.level.as_str().as_bytes());
-                out.extend_from_slice(br#"","message":"#);
-                string(out, &l.message);
-                out.extend_from_slice(br#","module":"#);
-                string(out, &l.module);
-                out.extend_from_slice(br#","function":"#);
-                string(out, &l.function);
-                out.extend_from_slice(br#","line":"#);
-                u64(out, u64::from(l.line));
-                out.extend_from_slice(br#","logger_name":"#);
-                string(out, &l.logger_name);
-                out.extend_from_slice(b"}}");
-            }
-            Event::BacktestStart(s) => {
-                out.extend_from_slice(br#"{"type":"backtest_start","data":{"backtest_id":"#);
-                string(out, s.backtest_id.as_str());
-                out.extend_from_slice(br#","variant":"#);
-                string(out, &s.variant);
-                out.extend_from_slice(br#","symbol":"#);
-                string(out, &s.symbol);
-                out.extend_from_slice(br#","timeframe":"#);
-                string(out, &s.timeframe);
-                out.extend_from_slice(br#","start_date":"#);
-                string(out, &s.start_date);
-                out.extend_from_slice(br#","end_date":"#);
-                string(out, &s.end_date);
-                out.extend_from_slice(br#","timestamp":"#);
-                s.timestamp.write_json(out);
-                out.extend_from_slice(b"}}");
-            }
-            Event::BacktestError(e) => {
-                out.extend_from_slice(br#"{"type":"backtest_error","data":{"backtest_id":"#);
-                string(out, e.backtest_id.as_str());
-                out.extend_from_slice(br#","error":"#);
-                string(out, &e.error);
-                out.extend_from_slice(br#","error_details":"#);
-                string(out, &e.error_details);
-                out.extend_from_slice(br#","timestamp":"#);
-                e.timestamp.write_json(out);
-                out.extend_from_slice(b"}}");
-            }
-            Event::BacktestComplete(c) => {
-                out.extend_from_slice(br#"{"type":"backtest_complete","data":{"backtest_id":"#);
-                string(out, c.backtest_id.as_str());
-                out.extend_from_slice(br#","final_balance":"#);
-                f64_or_null(out, c.final_balance);
-                out.extend_from_slice(br#","total_trades":"#);
-                u64(out, c.total_trades);
-                out.extend_from_slice(br#","win_rate":"#);
-                f64_or_null(out, c.win_rate);
-                out.extend_from_slice(br#","sharpe_ratio":"#);
-                f64_or_null(out, c.sharpe_ratio);
-                out.extend_from_slice(br#","drawdown":"#);
-                f64_or_null(out, c.drawdown);
-                out.extend_from_slice(br#","return_pct":"#);
-                f64_or_null(out, c.return_pct);
-                out.extend_from_slice(br#","duration_seconds":"#);
-                f64_or_null(out, c.duration_seconds);
-                out.extend_from_slice(br#","timestamp":"#);
-                c.timestamp.write_json(out);
-                out.extend_from_slice(br#","results":"#);
-                c.results.write_json(out);
-                out.extend_from_slice(b"}}");
-            }
-        }
+        writer::event_object(out, self, None, None);
     }
 
     /// The event's JSON text (`{"type":...,"data":{...}}`).
     pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(256);
-        self.write_json(&mut out);
-        // Only valid UTF-8 is written.
-        String::from_utf8(out).unwrap_or_default()
+        writer::into_string(|out| self.write_json(out))
     }
 
     /// Parses an event from its JSON text. Unknown keys (such as a frame's `topic` and
@@ -274,7 +189,7 @@ pub struct BacktestProgress {
     /// The run.
     pub backtest_id: BacktestId,
     /// Percent done, 0 to 100.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::wire::finite")]
     pub progress: f64,
     /// A human-readable status (`"Processing bar 5000/10000"`).
     pub status: String,
@@ -287,7 +202,7 @@ pub struct BacktestProgress {
     /// Trades so far.
     pub trades_count: u64,
     /// Profit and loss so far.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::wire::finite")]
     pub current_pnl: f64,
     /// When the update was made.
     pub timestamp: Timestamp,
@@ -320,24 +235,24 @@ pub struct BacktestComplete {
     /// The run.
     pub backtest_id: BacktestId,
     /// The account balance at the end.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::wire::finite")]
     pub final_balance: f64,
     /// Closed trades.
     pub total_trades: u64,
     /// Winning trades in percent; not a number (`null`) without trades.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::wire::finite")]
     pub win_rate: f64,
     /// Annualised Sharpe ratio; `null` when it cannot be computed.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::wire::finite")]
     pub sharpe_ratio: f64,
     /// Maximum drawdown in percent, a positive number.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::wire::finite")]
     pub drawdown: f64,
     /// Total return in percent.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::wire::finite")]
     pub return_pct: f64,
     /// Wall-clock duration of the run in seconds.
-    #[serde(with = "finite_or_null")]
+    #[serde(with = "crate::wire::finite")]
     pub duration_seconds: f64,
     /// When the run finished.
     pub timestamp: Timestamp,
@@ -419,23 +334,5 @@ impl From<LogLevel> for log::Level {
             LogLevel::Debug => log::Level::Debug,
             LogLevel::Trace => log::Level::Trace,
         }
-    }
-}
-
-/// Serde adapter for `f64` fields: non-finite values are written as `null`, and `null`
-/// reads back as `NaN`.
-pub(crate) mod finite_or_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-        if value.is_finite() {
-            serializer.serialize_f64(*value)
-        } else {
-            serializer.serialize_none()
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
     }
 }

@@ -36,7 +36,7 @@ pub struct Metrics {
 /// Total return in percent: (final − initial) / initial × 100.
 ///
 /// ```
-/// assert_eq!(backtest_stream::metrics::return_pct(10_000.0, 10_500.0), 5.0);
+/// assert_eq!(backtest_stream::reference::metrics::return_pct(10_000.0, 10_500.0), 5.0);
 /// ```
 pub fn return_pct(initial: f64, final_balance: f64) -> f64 {
     (final_balance - initial) / initial * 100.0
@@ -46,7 +46,7 @@ pub fn return_pct(initial: f64, final_balance: f64) -> f64 {
 /// `NaN` when there are no trades.
 ///
 /// ```
-/// use backtest_stream::metrics::win_rate;
+/// use backtest_stream::reference::metrics::win_rate;
 ///
 /// assert_eq!(win_rate([5.0, 0.0, -2.0, 1.0]), 50.0); // the zero-P&L trade is no win
 /// assert!(win_rate([]).is_nan());
@@ -69,7 +69,7 @@ pub fn win_rate(trade_pnls: impl IntoIterator<Item = f64>) -> f64 {
 /// Maximum drawdown in percent of an equity curve (see [`DrawdownTracker`]).
 ///
 /// ```
-/// use backtest_stream::metrics::max_drawdown_pct;
+/// use backtest_stream::reference::metrics::max_drawdown_pct;
 ///
 /// // Peak 120, trough 90: 1 − 90/120 = 25 %.
 /// assert_eq!(max_drawdown_pct([100.0, 120.0, 90.0, 130.0, 110.0]), 25.0);
@@ -130,7 +130,7 @@ impl DrawdownTracker {
 /// deviation.
 ///
 /// ```
-/// use backtest_stream::metrics::sharpe_ratio;
+/// use backtest_stream::reference::metrics::sharpe_ratio;
 ///
 /// // Returns +50 %, −50 %, +100 %: mean 1/3, sample deviation √(7/12),
 /// // so 1/3 ÷ √(7/12) × √252 = 4√3.
@@ -160,8 +160,8 @@ pub fn sharpe_ratio(daily_equity: &[f64], periods_per_year: f64) -> f64 {
 /// ascending time.
 ///
 /// ```
-/// use backtest_stream::metrics::daily_closing_equity;
-/// use backtest_stream::Timestamp;
+/// use backtest_stream::reference::metrics::daily_closing_equity;
+/// use backtest_stream::wire::Timestamp;
 ///
 /// let t = |s: &str| s.parse::<Timestamp>().unwrap();
 /// let daily = daily_closing_equity([
@@ -171,7 +171,9 @@ pub fn sharpe_ratio(daily_equity: &[f64], periods_per_year: f64) -> f64 {
 /// ]);
 /// assert_eq!(daily, [101.0, 99.0]);
 /// ```
-pub fn daily_closing_equity(points: impl IntoIterator<Item = (crate::Timestamp, f64)>) -> Vec<f64> {
+pub fn daily_closing_equity(
+    points: impl IntoIterator<Item = (crate::wire::Timestamp, f64)>,
+) -> Vec<f64> {
     let mut daily = Vec::new();
     let mut current: Option<(time::Date, f64)> = None;
     for (timestamp, equity) in points {

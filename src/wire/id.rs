@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Cloning is cheap (a reference count).
 ///
 /// ```
-/// use backtest_stream::{BacktestId, InvalidBacktestId};
+/// use backtest_stream::wire::{BacktestId, InvalidBacktestId};
 ///
 /// let id = BacktestId::new("my-custom-id")?;
 /// assert_eq!(id.as_str(), "my-custom-id");

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::wire::Timestamp;
 
 /// One price bar (a candle): the prices of one time interval and the volume traded.
 ///
@@ -10,7 +10,8 @@ use crate::Timestamp;
 /// of the interval), always in UTC.
 ///
 /// ```
-/// use backtest_stream::{Bar, Timestamp};
+/// use backtest_stream::reference::Bar;
+/// use backtest_stream::wire::Timestamp;
 ///
 /// let bar = Bar {
 ///     timestamp: "2024-01-15T10:00:00Z".parse()?,
@@ -21,7 +22,7 @@ use crate::Timestamp;
 ///     volume: 1250.0,
 /// };
 /// assert_eq!(bar.timestamp.date_string(), "2024-01-15");
-/// # Ok::<(), backtest_stream::TimestampError>(())
+/// # Ok::<(), backtest_stream::wire::TimestampError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bar {
@@ -43,7 +44,8 @@ impl Bar {
     /// A bar whose four prices all equal `price` (handy in tests), with zero volume.
     ///
     /// ```
-    /// use backtest_stream::{Bar, Timestamp};
+    /// use backtest_stream::reference::Bar;
+    /// use backtest_stream::wire::Timestamp;
     ///
     /// let bar = Bar::flat(Timestamp::from_unix_millis(0).unwrap(), 100.0);
     /// assert_eq!((bar.open, bar.high, bar.low, bar.close), (100.0, 100.0, 100.0, 100.0));

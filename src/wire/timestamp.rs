@@ -15,11 +15,11 @@ use time::{Date, OffsetDateTime, UtcOffset};
 /// normalises it to UTC; formatting truncates to whole milliseconds.
 ///
 /// ```
-/// use backtest_stream::Timestamp;
+/// use backtest_stream::wire::Timestamp;
 ///
 /// let t: Timestamp = "2024-01-15T12:30:00.123456+02:00".parse()?;
 /// assert_eq!(t.to_string(), "2024-01-15T10:30:00.123Z");
-/// # Ok::<(), backtest_stream::TimestampError>(())
+/// # Ok::<(), backtest_stream::wire::TimestampError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(OffsetDateTime);
@@ -43,7 +43,7 @@ impl Timestamp {
     /// Returns `None` when the value is outside the range `time` supports.
     ///
     /// ```
-    /// use backtest_stream::Timestamp;
+    /// use backtest_stream::wire::Timestamp;
     ///
     /// let t = Timestamp::from_unix_millis(1_705_314_600_000).unwrap();
     /// assert_eq!(t.to_string(), "2024-01-15T10:30:00.000Z");
@@ -72,11 +72,11 @@ impl Timestamp {
     /// The UTC calendar date, formatted `YYYY-MM-DD`.
     ///
     /// ```
-    /// use backtest_stream::Timestamp;
+    /// use backtest_stream::wire::Timestamp;
     ///
     /// let t: Timestamp = "2023-06-15T23:59:59Z".parse()?;
     /// assert_eq!(t.date_string(), "2023-06-15");
-    /// # Ok::<(), backtest_stream::TimestampError>(())
+    /// # Ok::<(), backtest_stream::wire::TimestampError>(())
     /// ```
     pub fn date_string(&self) -> String {
         let buf = self.format_buf();
@@ -139,13 +139,9 @@ impl Timestamp {
         )
     }
 
-    /// Appends the timestamp as a JSON string (what its `Serialize` writes).
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
-        let buf = self.format_buf();
-        out.reserve(FORMATTED_LEN + 2);
-        out.push(b'"');
-        out.extend_from_slice(&buf);
-        out.push(b'"');
+    /// The wire text, `YYYY-MM-DDTHH:MM:SS.mmmZ`, as ASCII bytes.
+    pub(crate) fn text(&self) -> [u8; FORMATTED_LEN] {
+        self.format_buf()
     }
 }
 

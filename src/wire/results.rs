@@ -8,8 +8,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::Trade;
-use crate::json_text;
+use crate::wire::trade::Trade;
 
 /// The `results` object of `backtest_complete`: an open JSON object (parameters, counts,
 /// whatever an engine reports) and, optionally, the run's trade list.
@@ -22,13 +21,13 @@ use crate::json_text;
 /// array of [`Trade`] objects, in key order among the other keys (the order of
 /// [`serde_json::Map`]), so an event read back and written again gives the same text.
 ///
-/// Read back from JSON ([`Event::from_json`](crate::Event::from_json)), every key, the
+/// Read back from JSON ([`Event::from_json`](crate::wire::Event::from_json)), every key, the
 /// trade list included, is a plain JSON value: reading is lossless whatever shape another
 /// engine gave its trades. [`read_trades`](Self::read_trades) gives the trades typed in
 /// both cases.
 ///
 /// ```
-/// use backtest_stream::{Results, Side, Timestamp, Trade};
+/// use backtest_stream::wire::{Results, Side, Timestamp, Trade};
 ///
 /// let t0 = Timestamp::from_unix_millis(1_704_067_200_000).unwrap();
 /// let trade = Trade {
@@ -169,32 +168,9 @@ impl Results {
         Value::Object(self.to_map())
     }
 
-    /// Appends the object's JSON text: the bytes its `Serialize` form writes with
-    /// serde_json.
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        for (i, entry) in self.entries().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            match entry {
-                Entry::Trades(trades) => write_trades(out, trades),
-                Entry::Field(key, value) => {
-                    json_text::string(out, key);
-                    out.push(b':');
-                    // Writing a JSON value into memory cannot fail: every key is a string.
-                    if serde_json::to_writer(&mut *out, value).is_err() {
-                        debug_assert!(false, "serializing a JSON value into memory failed");
-                    }
-                }
-            }
-        }
-        out.push(b'}');
-    }
-
     /// The keys as written, in order: the fields in the map's order, the typed trade
     /// list (if any) in its place as `"trades"` (hiding a `"trades"` field).
-    fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
         let mut trades = self.trades.as_deref();
         let mut fields = self.written_fields().peekable();
         std::iter::from_fn(move || {
@@ -221,27 +197,14 @@ impl Results {
 }
 
 /// One key of [`Results`], as written.
-enum Entry<'a> {
+pub(crate) enum Entry<'a> {
     Trades(&'a [Trade]),
     Field(&'a String, &'a Value),
 }
 
-/// Appends `"trades":[...]`.
-fn write_trades(out: &mut Vec<u8>, trades: &[Trade]) {
-    // About 190 bytes a trade with prices of a few digits.
-    out.reserve(trades.len().saturating_mul(192).saturating_add(12));
-    out.extend_from_slice(br#""trades":["#);
-    for (i, trade) in trades.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        trade.write_json(out);
-    }
-    out.push(b']');
-}
-
 fn trades_value(trades: &[Trade]) -> Value {
-    Value::Array(trades.iter().map(Trade::to_json_value).collect())
+    // A trade holds numbers, strings and booleans only: it always converts.
+    serde_json::to_value(trades).unwrap_or(Value::Null)
 }
 
 /// Equal when the JSON objects are equal: typed trades equal the same trades read back

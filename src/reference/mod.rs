@@ -1,0 +1,55 @@
+//! A small, exact reference engine: market orders on bars, one position at a time, with
+//! the [`SmaCrossover`] strategy, the [`metrics`] of `backtest_complete`, and [`Bar`] data
+//! from CSV files ([`load_csv`], feature `csv`) or a seeded generator ([`SyntheticBars`]).
+//!
+//! [`ReferenceEngine`] implements [`BacktestEngine`](crate::engine::BacktestEngine), so a
+//! [`BacktestRunner`](crate::engine::BacktestRunner) streams its runs; [`run_backtest`]
+//! does it all in one call.
+//!
+//! # The rules
+//!
+//! - A [`Strategy`] is called at the close of every bar, in order, with the history so
+//!   far (the current bar included), the open position and the account; it may place
+//!   market orders: [`buy`](StrategyContext::buy), [`sell`](StrategyContext::sell) and
+//!   [`close`](StrategyContext::close).
+//! - A market order placed at the close of bar *i* fills at the open of bar *i + 1*, in
+//!   the order placed, with no commission, spread or slippage unless
+//!   [`EngineConfig::slippage`] is set (then buys fill that much above the open and
+//!   sells that much below). An order placed on the last bar does not fill (it is
+//!   counted in [`BacktestReport::unfilled_orders`]).
+//! - One position at a time: a buy when flat opens a long position of `size` units, a
+//!   sell when flat opens a short one, a close ends the open position. Any other order
+//!   (a buy or sell while a position is open, a close while flat) is rejected: logged
+//!   at WARN and counted in [`BacktestReport::rejected_orders`].
+//! - A trade's P&L is `quantity × (exit − entry)`, with the quantity positive for a
+//!   long position and negative for a short one. Cash changes only when a position
+//!   closes, by the trade's P&L. Equity at each bar is cash plus the open position
+//!   marked at that bar's close (`quantity × (close − entry)`); before the first fill it
+//!   is the starting cash.
+//! - A position still open after the last bar is closed at the last bar's close
+//!   (without slippage) and counts as a trade, so the final balance is the equity at the
+//!   last bar.
+//! - Each fill is logged at INFO through [`log`]: `Trade executed: BUY 1 @ 179.13` (prices
+//!   with at most six decimals, trailing zeros trimmed; the key-value `function` names
+//!   `fill` or `close_position`).
+//! - The metrics are those of [`metrics`], computed from the per-bar equity.
+
+mod account;
+mod bar;
+#[cfg(feature = "csv")]
+mod csv;
+mod engine;
+pub mod metrics;
+mod sma_crossover;
+mod strategy;
+mod synthetic;
+
+pub use bar::Bar;
+#[cfg(feature = "csv")]
+pub use csv::{CSV_COLUMNS, CsvError, load_csv, read_csv};
+pub use engine::{
+    BacktestReport, EngineConfig, ReferenceEngine, ReferenceEngineError, run_backtest,
+};
+pub use sma_crossover::{SmaCrossover, SmaParamsError};
+pub use strategy::{InvalidOrder, Order, Position, Strategy, StrategyContext, StrategyError};
+pub use synthetic::{SyntheticBars, SyntheticError};

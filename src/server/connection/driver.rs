@@ -1,0 +1,360 @@
+//! The connection driver: one poll function that reads the client's requests, writes
+//! its queued frames in batches (`feed`-style sends, one flush per batch: when events
+//! are sparse a batch is one frame, flushed at once; under load many frames share a
+//! flush), and runs its timers (pings, the dead-peer check, the write-stall check, the
+//! wait for the close answer). Each is a step of [`Driver::poll_drive`].
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
+
+use crate::server::connection::{CLOSE_WAIT, ConnectionEnd, close_frame};
+use crate::server::frames::reply_frame;
+use crate::server::hub::Hub;
+use crate::server::queue::{ClientQueue, Taken};
+use crate::server::shared::Command;
+use crate::server::stats::{add, bump};
+use crate::wire::{BadRequest, ClientMessage, CloseCode, ErrorCode, ServerMessage};
+
+/// Replies (pongs, errors) waiting to be written before reading pauses.
+const MAX_REPLIES: usize = 64;
+
+/// What a step decides: `Ok(progress)` to go on, `Err(end)` to end the connection.
+type Step = Result<bool, ConnectionEnd>;
+
+pub(super) struct Driver<'h, S> {
+    hub: &'h Hub,
+    ws: WebSocketStream<S>,
+    queue: Arc<ClientQueue>,
+    id: u64,
+    /// Frames taken from the queue, being written.
+    batch: VecDeque<Utf8Bytes>,
+    /// Local replies and control frames, written before the batch.
+    replies: VecDeque<Message>,
+    unflushed: bool,
+    /// Fires when the next ping is due, or when the pinged client is late.
+    timer: Pin<Box<Sleep>>,
+    awaiting_pong: bool,
+    read_done: bool,
+    peer_closed: bool,
+    pending_close: Option<CloseCode>,
+    close_sent: Option<CloseCode>,
+    close_deadline: Option<Pin<Box<Sleep>>>,
+    /// Fires when writing has been blocked for the write-stall timeout; made the
+    /// first time writing blocks (an idle connection never needs it).
+    stall_timer: Option<Pin<Box<Sleep>>>,
+    /// Whether `stall_timer` runs (writing is blocked since it was set).
+    stall_armed: bool,
+}
+
+impl<S> Drop for Driver<'_, S> {
+    fn drop(&mut self) {
+        let left = self.batch.len() + self.queue.close_and_discard();
+        add(&self.hub.shared.counters.closed_connection, left as u64);
+        self.hub.command(Command::Disconnect { id: self.id });
+    }
+}
+
+impl<'h, S> Driver<'h, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    pub(super) fn new(
+        hub: &'h Hub,
+        ws: WebSocketStream<S>,
+        queue: Arc<ClientQueue>,
+        id: u64,
+    ) -> Self {
+        let interval = hub.config().ping_interval;
+        Self {
+            hub,
+            ws,
+            queue,
+            id,
+            batch: VecDeque::new(),
+            replies: VecDeque::new(),
+            unflushed: false,
+            timer: Box::pin(tokio::time::sleep(interval)),
+            awaiting_pong: false,
+            read_done: false,
+            peer_closed: false,
+            pending_close: None,
+            close_sent: None,
+            close_deadline: None,
+            stall_timer: None,
+            stall_armed: false,
+        }
+    }
+
+    /// Drives the connection until it ends.
+    pub(super) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<ConnectionEnd> {
+        loop {
+            match self.step(cx) {
+                Ok(true) => {}
+                Ok(false) => return Poll::Pending,
+                Err(end) => return Poll::Ready(end),
+            }
+        }
+    }
+
+    /// One round of every step; whether anything moved.
+    fn step(&mut self, cx: &mut Context<'_>) -> Step {
+        let mut progress = self.poll_read(cx)?;
+        let (wrote, written_any) = self.poll_write(cx)?;
+        progress |= wrote;
+        let flushed = self.poll_flush(cx)?;
+        self.check_stall(cx, written_any || flushed)?;
+        if self.read_done && self.close_sent.is_some() && !self.unflushed {
+            // The read side is gone (oversized message): nothing more to wait for.
+            return Err(self.end_after_close());
+        }
+        progress |= self.poll_timers(cx)?;
+        Ok(progress)
+    }
+
+    /// Reads the client's requests (pausing while many replies wait).
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Step {
+        let mut progress = false;
+        while !self.read_done && self.replies.len() < MAX_REPLIES {
+            match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Ready(Some(Ok(message))) => {
+                    progress = true;
+                    self.on_message(message);
+                }
+                Poll::Ready(Some(Err(WsError::Capacity(_)))) => {
+                    progress = true;
+                    self.read_done = true;
+                    bump(&self.hub.shared.counters.closed_message_too_big);
+                    self.batch.clear();
+                    self.replies.clear();
+                    self.start_close(CloseCode::MessageTooBig);
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    return Err(ConnectionEnd::Failed(error.to_string()));
+                }
+                Poll::Ready(None) => return Err(self.end_after_close()),
+                Poll::Pending => break,
+            }
+        }
+        Ok(progress)
+    }
+
+    fn on_message(&mut self, message: Message) {
+        self.alive();
+        match message {
+            Message::Text(text) => match ClientMessage::parse(&text) {
+                Ok(ClientMessage::Ping) => self.reply(&ServerMessage::Pong),
+                Ok(ClientMessage::Subscribe(request)) => self.hub.command(Command::Subscribe {
+                    id: self.id,
+                    request,
+                }),
+                Ok(ClientMessage::Unsubscribe { topic }) => self
+                    .hub
+                    .command(Command::Unsubscribe { id: self.id, topic }),
+                Err(error) => self.reply_error(&error),
+            },
+            Message::Binary(_) => self.reply_error(&BadRequest::Binary),
+            Message::Close(_) => self.peer_closed = true,
+            // tungstenite answers pings itself; a pong is just a sign of life.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+
+    fn reply(&mut self, message: &ServerMessage) {
+        self.replies.push_back(Message::Text(reply_frame(message)));
+    }
+
+    fn reply_error(&mut self, error: &BadRequest) {
+        self.reply(&ServerMessage::error(
+            ErrorCode::BadRequest,
+            error.to_string(),
+        ));
+    }
+
+    /// The client showed a sign of life: the next ping is a full interval away.
+    fn alive(&mut self) {
+        self.awaiting_pong = false;
+        let next = Instant::now() + self.hub.config().ping_interval;
+        self.timer.as_mut().reset(next);
+    }
+
+    /// Queues a close frame to be sent after what is already being written.
+    fn start_close(&mut self, code: CloseCode) {
+        if self.pending_close.is_none() && self.close_sent.is_none() {
+            self.pending_close = Some(code);
+        }
+    }
+
+    /// Writes replies, then queued frames, as long as the socket takes them; whether
+    /// anything moved, and whether anything was written.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<(bool, bool), ConnectionEnd> {
+        let mut progress = false;
+        let mut wrote_any = false;
+        let mut written = 0;
+        while self.close_sent.is_none() && !self.peer_closed {
+            if self.replies.is_empty() && self.batch.is_empty() {
+                if let Some(code) = self.pending_close {
+                    let frame = close_frame(code, code.reason());
+                    self.replies.push_back(Message::Close(Some(frame)));
+                    continue;
+                }
+                if written > 0 {
+                    // Account before looking again, so that the queue knows it is empty.
+                    self.queue.written(written);
+                    written = 0;
+                }
+                if !self.poll_queue(cx) {
+                    break;
+                }
+                progress = true;
+                continue;
+            }
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => return Err(ConnectionEnd::Failed(error.to_string())),
+                Poll::Pending => break,
+            }
+            let message = match self.replies.pop_front() {
+                Some(reply) => reply,
+                None => match self.batch.pop_front() {
+                    Some(frame) => {
+                        written += 1;
+                        Message::Text(frame)
+                    }
+                    None => continue,
+                },
+            };
+            self.send(message)?;
+            wrote_any = true;
+            progress = true;
+        }
+        if written > 0 {
+            self.queue.written(written);
+        }
+        Ok((progress, wrote_any))
+    }
+
+    /// Takes what the queue has into the batch (or its close request, or its drain
+    /// notice); whether it had anything.
+    fn poll_queue(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.queue.poll_take(cx, &mut self.batch) {
+            Poll::Ready(Taken::Frames) => {}
+            Poll::Ready(Taken::Close(code)) => self.start_close(code),
+            Poll::Ready(Taken::Drained) => self.hub.command(Command::Drained { id: self.id }),
+            Poll::Pending => return false,
+        }
+        true
+    }
+
+    /// Hands one message to the socket (a close frame starts the wait for the answer).
+    fn send(&mut self, message: Message) -> Result<(), ConnectionEnd> {
+        let is_close = matches!(message, Message::Close(_));
+        if let Err(error) = Pin::new(&mut self.ws).start_send(message) {
+            return Err(ConnectionEnd::Failed(error.to_string()));
+        }
+        if is_close {
+            self.close_sent = Some(self.pending_close.take().unwrap_or(CloseCode::Normal));
+            self.close_deadline = Some(Box::pin(tokio::time::sleep(CLOSE_WAIT)));
+        }
+        self.unflushed = true;
+        Ok(())
+    }
+
+    /// Flushes what was written; whether a flush completed.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionEnd> {
+        if !(self.unflushed || self.peer_closed) {
+            return Ok(false);
+        }
+        match Pin::new(&mut self.ws).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.unflushed = false;
+                Ok(true)
+            }
+            Poll::Ready(Err(_)) if self.close_sent.is_some() || self.peer_closed => {
+                Err(self.end_after_close())
+            }
+            Poll::Ready(Err(error)) => Err(ConnectionEnd::Failed(error.to_string())),
+            Poll::Pending => Ok(false),
+        }
+    }
+
+    /// Drops a client whose socket takes none of the waiting frames for the stall
+    /// timeout, even if it keeps sending (and so looks alive).
+    fn check_stall(&mut self, cx: &mut Context<'_>, moved: bool) -> Result<(), ConnectionEnd> {
+        let blocked = self.close_sent.is_none()
+            && (self.unflushed || !self.batch.is_empty() || !self.replies.is_empty());
+        if !blocked || moved {
+            self.stall_armed = false;
+        }
+        if !blocked {
+            return Ok(());
+        }
+        let timer = self
+            .stall_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::ZERO)));
+        if !self.stall_armed {
+            self.stall_armed = true;
+            let deadline = Instant::now() + self.hub.config().write_stall_timeout;
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            bump(&self.hub.shared.counters.dropped_write_stall);
+            self.try_close(cx, CloseCode::WriteStalled);
+            return Err(ConnectionEnd::WriteStalled);
+        }
+        Ok(())
+    }
+
+    /// The wait for the close answer, or pings and the dead-peer check.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Step {
+        if let Some(deadline) = &mut self.close_deadline {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Err(self.end_after_close());
+            }
+            return Ok(false);
+        }
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return Ok(false);
+        }
+        if self.awaiting_pong {
+            bump(&self.hub.shared.counters.dropped_dead_peer);
+            self.try_close(cx, CloseCode::PingTimeout);
+            return Err(ConnectionEnd::DeadPeer);
+        }
+        self.awaiting_pong = true;
+        self.replies.push_back(Message::Ping(Bytes::new()));
+        let late = Instant::now() + self.hub.config().ping_timeout;
+        self.timer.as_mut().reset(late);
+        Ok(true)
+    }
+
+    /// Tells a client the server gives up on it, if its socket still takes a frame now;
+    /// never waits.
+    fn try_close(&mut self, cx: &mut Context<'_>, code: CloseCode) {
+        if self.close_sent.is_some() {
+            return;
+        }
+        if let Poll::Ready(Ok(())) = Pin::new(&mut self.ws).poll_ready(cx) {
+            let frame = Message::Close(Some(close_frame(code, code.reason())));
+            if Pin::new(&mut self.ws).start_send(frame).is_ok() {
+                let _ = Pin::new(&mut self.ws).poll_flush(cx);
+            }
+        }
+    }
+
+    fn end_after_close(&self) -> ConnectionEnd {
+        match self.close_sent {
+            Some(code) => ConnectionEnd::ServerClosed(code),
+            None => ConnectionEnd::ClientClosed,
+        }
+    }
+}

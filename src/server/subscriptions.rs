@@ -1,0 +1,481 @@
+//! Who follows what: the connections and their subscriptions, the topics with their
+//! history and subscribers, and subscribing itself (confirmation, snapshot, `since`
+//! replay, and replays continued as a client's queue drains).
+//!
+//! Owned by the hub task, so a subscribe, its replay and the switch to live delivery
+//! run between two events: the seam can neither skip nor repeat an event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::server::frames::reply_frame;
+use crate::server::history::{Replay, TopicHistory};
+use crate::server::queue::{ClientQueue, Pushed};
+use crate::server::shared::Shared;
+use crate::server::stats::{add, bump};
+use crate::wire::{
+    BacktestId, BadRequest, CloseCode, Confirmation, ErrorCode, ServerMessage, Subscribe, Topic,
+    Unsubscribed,
+};
+
+/// The connections following a topic (or a run on it), with their queues.
+pub(crate) type Subscribers = Vec<(u64, Arc<ClientQueue>)>;
+
+/// One topic: its numbering and history, and who follows it live.
+pub(crate) struct TopicState {
+    pub(crate) history: TopicHistory,
+    /// Subscribed to the whole topic.
+    pub(crate) all: Subscribers,
+    /// Subscribed to single runs of the topic.
+    pub(crate) by_run: HashMap<BacktestId, Subscribers>,
+}
+
+/// What a connection follows on one topic.
+enum Filter {
+    All,
+    Runs(Vec<BacktestId>),
+}
+
+struct Conn {
+    queue: Arc<ClientQueue>,
+    subs: HashMap<Topic, Filter>,
+}
+
+/// A replay too long for the client's queue: continued each time the queue drains;
+/// the connection joins live delivery of the topic when the replay reaches the head.
+struct ReplayCursor {
+    topic: Topic,
+    run: Option<BacktestId>,
+    /// The next seq to replay.
+    next: u64,
+    link: Link,
+}
+
+/// Where a subscription joins live delivery.
+enum Link {
+    All,
+    Run(BacktestId),
+    Nothing,
+}
+
+/// Every connection of the hub, borrowed for a broadcast.
+pub(crate) struct Connections<'a>(&'a HashMap<u64, Conn>);
+
+impl Connections<'_> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &ClientQueue)> {
+        self.0.iter().map(|(id, conn)| (*id, &*conn.queue))
+    }
+}
+
+/// The connections, topics and replays of a hub (see the module documentation).
+pub(crate) struct Subscriptions {
+    shared: Arc<Shared>,
+    topics: HashMap<Topic, TopicState>,
+    conns: HashMap<u64, Conn>,
+    cursors: HashMap<u64, Vec<ReplayCursor>>,
+}
+
+impl Subscriptions {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            topics: HashMap::new(),
+            conns: HashMap::new(),
+            cursors: HashMap::new(),
+        }
+    }
+
+    /// A new connection, with its queue.
+    pub(crate) fn register(&mut self, id: u64, queue: Arc<ClientQueue>) {
+        self.conns.insert(
+            id,
+            Conn {
+                queue,
+                subs: HashMap::new(),
+            },
+        );
+    }
+
+    /// Asks every connection to close with `code` once its queue is written.
+    pub(crate) fn close_all(&self, code: CloseCode) {
+        for conn in self.conns.values() {
+            conn.queue.request_close(code, false);
+        }
+    }
+
+    /// Calls `f` with the state of `topic` (made on first use) and every connection:
+    /// one lookup of the topic per event, and no copy of its name once it exists.
+    pub(crate) fn route<R>(
+        &mut self,
+        topic: &Topic,
+        f: impl FnOnce(&mut TopicState, Connections<'_>) -> R,
+    ) -> R {
+        match self.topics.get_mut(topic) {
+            Some(state) => f(state, Connections(&self.conns)),
+            None => f(
+                topic_state(&mut self.topics, &self.shared, topic),
+                Connections(&self.conns),
+            ),
+        }
+    }
+
+    /// A connection is gone: forgets it and its subscriptions.
+    pub(crate) fn remove(&mut self, id: u64) {
+        self.cursors.remove(&id);
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
+        for (topic, filter) in &conn.subs {
+            self.unlink(id, topic, filter);
+            self.count(topic, -1);
+        }
+    }
+
+    /// Closes a client that fell too far behind (or let replies pile up past the hard
+    /// limit), discarding what it had not taken.
+    pub(crate) fn close_slow(&mut self, id: u64) {
+        if let Some(conn) = self.conns.get(&id) {
+            let discarded = conn.queue.request_close(CloseCode::TooSlow, true);
+            add(&self.shared.counters.slow_client, discarded as u64);
+            bump(&self.shared.counters.dropped_slow);
+        }
+        self.remove(id);
+    }
+
+    /// Queues a reply; a client that let replies pile up past the hard limit is closed.
+    fn reply(&mut self, id: u64, queue: &ClientQueue, message: &ServerMessage) -> bool {
+        if queue.push_reply(reply_frame(message)) == Pushed::Overflow {
+            self.close_slow(id);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn unsubscribe(&mut self, id: u64, topic: Topic) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let queue = Arc::clone(&conn.queue);
+        let removed = conn.subs.remove(&topic);
+        self.cancel_replay(id, &topic);
+        if let Some(filter) = removed {
+            self.unlink(id, &topic, &filter);
+            self.count(&topic, -1);
+        }
+        queue.forget_topic(&topic);
+        self.reply(
+            id,
+            &queue,
+            &ServerMessage::Unsubscribed(Unsubscribed { topic }),
+        );
+    }
+
+    fn unlink(&mut self, id: u64, topic: &Topic, filter: &Filter) {
+        let Some(state) = self.topics.get_mut(topic) else {
+            return;
+        };
+        match filter {
+            Filter::All => remove_subscriber(&mut state.all, id),
+            Filter::Runs(runs) => {
+                for run in runs {
+                    if let Some(list) = state.by_run.get_mut(run) {
+                        remove_subscriber(list, id);
+                        if list.is_empty() {
+                            state.by_run.remove(run);
+                        }
+                    }
+                }
+            }
+        }
+        // A topic nobody published on and nobody subscribes to any more is forgotten,
+        // so that clients cannot grow the hub by subscribing to made-up topics.
+        if state.history.head() == 0 && state.all.is_empty() && state.by_run.is_empty() {
+            self.topics.remove(topic);
+        }
+    }
+
+    /// Counts a connection more (`delta` 1) or less (-1) on `topic`, for `stats()`.
+    fn count(&self, topic: &Topic, delta: isize) {
+        let mut counts = self
+            .shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = counts.entry(topic.clone()).or_insert(0);
+        *count = count.saturating_add_signed(delta);
+        if *count == 0 {
+            counts.remove(topic);
+        }
+    }
+
+    /// Subscribes connection `id`: updates its filter, then confirms, sends the snapshot
+    /// and the replay asked for, and joins live delivery (at once, or when a replay too
+    /// long for the queue has been sent).
+    pub(crate) fn subscribe(&mut self, id: u64, request: Subscribe) {
+        let Some((queue, link, is_new)) = self.update_filter(id, &request) else {
+            return;
+        };
+        let topic = &request.topic;
+        let state = topic_state(&mut self.topics, &self.shared, topic);
+        let epoch = &self.shared.epoch;
+        let plan = CatchUp::plan(&state.history, &request, epoch);
+        let confirmation = ServerMessage::SubscriptionConfirmed(Confirmation {
+            topic: topic.clone(),
+            backtest_id: request.backtest_id.clone(),
+            epoch: Some(epoch.clone()),
+            seq: Some(state.history.head()),
+            recovered: plan.recovered,
+        });
+        if queue.push_reply(reply_frame(&confirmation)) == Pushed::Overflow {
+            self.close_slow(id);
+            return;
+        }
+        let (lagged, cursor) = plan.send(&queue, &request, is_new);
+        add(&self.shared.counters.lagged, lagged);
+        match cursor {
+            Some(mut cursor) => {
+                cursor.link = link;
+                self.cursors.entry(id).or_default().push(cursor);
+                queue.request_drain_notice();
+            }
+            None => self.link(id, &queue, topic, link),
+        }
+    }
+
+    /// Checks the subscription limit and records the connection's new filter on the
+    /// topic; the connection's queue, where it joins live delivery, and whether the
+    /// topic is new to it. `None` when the subscribe was refused (and answered) or the
+    /// connection is gone.
+    fn update_filter(
+        &mut self,
+        id: u64,
+        request: &Subscribe,
+    ) -> Option<(Arc<ClientQueue>, Link, bool)> {
+        let conn = self.conns.get_mut(&id)?;
+        let queue = Arc::clone(&conn.queue);
+        let topic = &request.topic;
+        let limit = self.shared.config.max_subscriptions;
+        let too_many = match conn.subs.get(topic) {
+            None => conn.subs.len() >= limit,
+            Some(Filter::Runs(runs)) => request
+                .backtest_id
+                .as_ref()
+                .is_some_and(|run| !runs.contains(run) && runs.len() >= limit),
+            Some(Filter::All) => false,
+        };
+        if too_many {
+            let error = BadRequest::TooManySubscriptions { limit };
+            self.reply(
+                id,
+                &queue,
+                &ServerMessage::error(ErrorCode::BadRequest, error.to_string()),
+            );
+            return None;
+        }
+        // A subscribe while a replay of the same topic is still running ends that replay
+        // (what it had left is announced as missed) before the filter changes.
+        self.cancel_replay(id, topic);
+        let conn = self.conns.get_mut(&id)?;
+        // A filter-less subscribe widens to the whole topic; a run filter adds a run
+        // unless the whole topic is already subscribed.
+        let previous = conn.subs.remove(topic);
+        let is_new = previous.is_none();
+        let (filter, link, unlink_old) = match (previous, &request.backtest_id) {
+            (Some(Filter::All), _) => (Filter::All, Link::Nothing, None),
+            (None, None) => (Filter::All, Link::All, None),
+            // Widen: the run subscriptions are replaced by the whole topic.
+            (Some(Filter::Runs(runs)), None) => (Filter::All, Link::All, Some(Filter::Runs(runs))),
+            (None, Some(run)) => (
+                Filter::Runs(vec![run.clone()]),
+                Link::Run(run.clone()),
+                None,
+            ),
+            (Some(Filter::Runs(mut runs)), Some(run)) => {
+                let link = if runs.contains(run) {
+                    Link::Nothing
+                } else {
+                    runs.push(run.clone());
+                    Link::Run(run.clone())
+                };
+                (Filter::Runs(runs), link, None)
+            }
+        };
+        conn.subs.insert(topic.clone(), filter);
+        if let Some(old) = unlink_old {
+            self.unlink(id, topic, &old);
+        }
+        if is_new {
+            self.count(topic, 1);
+        }
+        Some((queue, link, is_new))
+    }
+
+    fn link(&mut self, id: u64, queue: &Arc<ClientQueue>, topic: &Topic, link: Link) {
+        let state = topic_state(&mut self.topics, &self.shared, topic);
+        match link {
+            Link::All => state.all.push((id, Arc::clone(queue))),
+            Link::Run(run) => state
+                .by_run
+                .entry(run)
+                .or_default()
+                .push((id, Arc::clone(queue))),
+            Link::Nothing => {}
+        }
+    }
+
+    /// Ends a running replay of `topic` for `id` at once: joins live delivery and counts
+    /// what was not replayed as missed.
+    fn cancel_replay(&mut self, id: u64, topic: &Topic) {
+        let Some(cursors) = self.cursors.get_mut(&id) else {
+            return;
+        };
+        let Some(index) = cursors.iter().position(|c| &c.topic == topic) else {
+            return;
+        };
+        let cursor = cursors.swap_remove(index);
+        if cursors.is_empty() {
+            self.cursors.remove(&id);
+        }
+        let Some(queue) = self.conns.get(&id).map(|c| Arc::clone(&c.queue)) else {
+            return;
+        };
+        let head = self.topics.get(topic).map_or(0, |s| s.history.head());
+        queue.add_missed(topic, (head + 1).saturating_sub(cursor.next));
+        self.link(id, &queue, topic, cursor.link);
+    }
+
+    /// Continues the replays of a connection whose queue drained.
+    pub(crate) fn continue_replays(&mut self, id: u64) {
+        let Some(cursors) = self.cursors.remove(&id) else {
+            return;
+        };
+        let Some(queue) = self.conns.get(&id).map(|c| Arc::clone(&c.queue)) else {
+            return;
+        };
+        let mut left = Vec::new();
+        let mut lagged = 0;
+        for mut cursor in cursors {
+            let mut done = true;
+            if let Some(state) = self.topics.get(&cursor.topic) {
+                let replay = state
+                    .history
+                    .replay(cursor.next.saturating_sub(1), cursor.run.as_ref());
+                queue.add_missed(&cursor.topic, replay.missed);
+                let room = queue.free();
+                let now = replay.frames.len().min(room);
+                let frames = replay.frames[..now].iter().map(|(_, f)| *f);
+                lagged += queue.push_replayed(&cursor.topic, frames);
+                if now < replay.frames.len() {
+                    done = false;
+                    cursor.next = replay.frames[now].0;
+                }
+            }
+            if done {
+                let topic = cursor.topic.clone();
+                self.link(id, &queue, &topic, cursor.link);
+            } else {
+                left.push(cursor);
+            }
+        }
+        add(&self.shared.counters.lagged, lagged);
+        if !left.is_empty() {
+            self.cursors.insert(id, left);
+            queue.request_drain_notice();
+        }
+    }
+}
+
+/// What a subscribe sends before live delivery: the snapshot, the replay, and whether
+/// its `since` could be honoured.
+struct CatchUp<'a> {
+    snapshot: Vec<(u64, &'a Utf8Bytes)>,
+    replay: Option<Replay<'a>>,
+    recovered: Option<bool>,
+}
+
+impl<'a> CatchUp<'a> {
+    fn plan(history: &'a TopicHistory, request: &Subscribe, epoch: &str) -> Self {
+        let run = request.backtest_id.as_ref();
+        let mut snapshot = if request.snapshot {
+            history.snapshot(run)
+        } else {
+            Vec::new()
+        };
+        // A `since` without `epoch` is taken to be of this epoch.
+        let same_epoch = request.epoch.as_deref().is_none_or(|e| e == epoch);
+        let replay = match request.since {
+            Some(since) if same_epoch && since <= history.head() => {
+                Some(history.replay(since, run))
+            }
+            _ => None,
+        };
+        if let (Some(since), Some(_)) = (request.since, &replay) {
+            // With a replay, the snapshot only fills the part of the gap that is no
+            // longer retained: what the client has (seq <= since) and what the replay
+            // sends (seq >= the oldest retained) are left out, so no seq comes twice and
+            // every frame comes in seq order.
+            let oldest = history.oldest();
+            snapshot.retain(|(seq, _)| *seq > since && *seq < oldest);
+            snapshot.sort_unstable_by_key(|(seq, _)| *seq);
+        }
+        let recovered = request
+            .since
+            .map(|_| replay.as_ref().is_some_and(|r| r.missed == 0));
+        Self {
+            snapshot,
+            replay,
+            recovered,
+        }
+    }
+
+    /// Queues the snapshot, then the replay (all of it, or as much as fits for a new
+    /// subscription, which then continues from the cursor returned); the frames that did
+    /// not fit are counted, and announced to the client as missed.
+    fn send(
+        self,
+        queue: &ClientQueue,
+        request: &Subscribe,
+        is_new: bool,
+    ) -> (u64, Option<ReplayCursor>) {
+        let topic = &request.topic;
+        let mut lagged = queue.push_replayed(topic, self.snapshot.iter().map(|(_, f)| *f));
+        let Some(replay) = self.replay else {
+            return (lagged, None);
+        };
+        queue.add_missed(topic, replay.missed);
+        // A new subscription whose replay does not fit continues it as the queue
+        // drains, and joins live delivery only when the replay reaches the head.
+        let room = queue.free();
+        let paged = is_new && replay.frames.len() > room;
+        let now = if paged { room } else { replay.frames.len() };
+        lagged += queue.push_replayed(topic, replay.frames[..now].iter().map(|(_, f)| *f));
+        let cursor = paged.then(|| ReplayCursor {
+            topic: topic.clone(),
+            run: request.backtest_id.clone(),
+            next: replay.frames[now].0,
+            link: Link::Nothing,
+        });
+        (lagged, cursor)
+    }
+}
+
+/// The state of `topic`, made on first use.
+fn topic_state<'a>(
+    topics: &'a mut HashMap<Topic, TopicState>,
+    shared: &Shared,
+    topic: &Topic,
+) -> &'a mut TopicState {
+    topics.entry(topic.clone()).or_insert_with(|| TopicState {
+        history: TopicHistory::new(shared.config.history_limits()),
+        all: Vec::new(),
+        by_run: HashMap::new(),
+    })
+}
+
+fn remove_subscriber(list: &mut Subscribers, id: u64) {
+    if let Some(i) = list.iter().position(|(c, _)| *c == id) {
+        list.swap_remove(i);
+    }
+}

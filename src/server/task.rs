@@ -1,0 +1,202 @@
+//! The hub task: numbers each published event on its topic, serializes it once into a
+//! shared frame, records it, and pushes the frame into the queue of every connection
+//! that follows it; between events, it carries out the connections' commands.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::server::config::LagPolicy;
+use crate::server::frames::FrameWriter;
+use crate::server::queue::{ClientQueue, Pushed};
+use crate::server::shared::{Command, Input, Shared};
+use crate::server::stats::{add, bump};
+use crate::server::subscriptions::Subscriptions;
+use crate::wire::{CloseCode, Envelope, Topic};
+
+/// The hub's single task (see the module documentation).
+pub(crate) struct HubTask {
+    shared: Arc<Shared>,
+    subs: Subscriptions,
+    /// After a shutdown: new connections are closed at once.
+    closed: bool,
+    frames: FrameWriter,
+}
+
+impl HubTask {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            subs: Subscriptions::new(Arc::clone(&shared)),
+            shared,
+            closed: false,
+            frames: FrameWriter::new(),
+        }
+    }
+
+    /// Runs until every hub handle is gone.
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        /// Work (events plus pushes to connections) done before the task yields to the
+        /// connections on its worker: bounds how long one poll of the hub runs (about
+        /// 256 events to few clients, or 16 events to 1,000).
+        const BUDGET: usize = 16_384;
+        /// Events handled at most per poll.
+        const BATCH: usize = 256;
+        let shared = Arc::clone(&self.shared);
+        loop {
+            loop {
+                match commands.try_recv() {
+                    Ok(command) => self.handle(command),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            let mut handled = 0;
+            let mut work = 0;
+            let mut exhausted = false;
+            while handled < BATCH && work < BUDGET {
+                let Some(message) = shared.inbox.pop() else {
+                    exhausted = true;
+                    break;
+                };
+                work += self.input(message);
+                handled += 1;
+            }
+            if !exhausted {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => return,
+                },
+                () = shared.inbox.wait() => {}
+            }
+            shared.inbox.busy();
+        }
+    }
+
+    /// Handles one input; returns a measure of the work done (events + pushes).
+    fn input(&mut self, message: Input) -> usize {
+        match message {
+            Input::Publish(envelope) => 1 + self.deliver(&envelope, false),
+            Input::Broadcast(envelope) => 1 + self.deliver(&envelope, true),
+            Input::Flush(done) => {
+                let _ = done.try_send(());
+                1
+            }
+        }
+    }
+
+    /// Numbers, serializes, records and fans out one event (to `everyone`, or to the
+    /// subscribers of its topic and run); returns how many connections it was pushed to.
+    fn deliver(&mut self, envelope: &Envelope, everyone: bool) -> usize {
+        let frames = &mut self.frames;
+        let close_laggards = self.shared.config.lag_policy == LagPolicy::Disconnect;
+        let mut fan_out = FanOut::new(
+            &envelope.topic,
+            envelope.event.is_terminal(),
+            close_laggards,
+        );
+        self.subs.route(&envelope.topic, |state, connections| {
+            let seq = state.history.next_seq();
+            let frame = frames.frame(envelope, seq);
+            state.history.record(seq, &envelope.event, &frame);
+            if everyone {
+                for (id, queue) in connections.iter() {
+                    fan_out.push(id, queue, &frame);
+                }
+                return;
+            }
+            for (id, queue) in &state.all {
+                fan_out.push(*id, queue, &frame);
+            }
+            let runs = envelope
+                .event
+                .backtest_id()
+                .and_then(|run| state.by_run.get(run));
+            for (id, queue) in runs.into_iter().flatten() {
+                fan_out.push(*id, queue, &frame);
+            }
+        });
+        add(&self.shared.counters.lagged, fan_out.lagged);
+        bump(&self.shared.counters.events_published);
+        for id in fan_out.slow {
+            self.subs.close_slow(id);
+        }
+        fan_out.pushes
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Register { id, queue } => {
+                if self.closed {
+                    queue.request_close(CloseCode::GoingAway, false);
+                }
+                self.subs.register(id, queue);
+            }
+            Command::Subscribe { id, request } => self.subs.subscribe(id, request),
+            Command::Unsubscribe { id, topic } => self.subs.unsubscribe(id, topic),
+            Command::Disconnect { id } => self.subs.remove(id),
+            Command::Drained { id } => self.subs.continue_replays(id),
+            Command::Shutdown { done } => {
+                // Deliver what was published before the shutdown, then stop taking more.
+                self.shared.inbox.close();
+                while let Some(message) = self.shared.inbox.pop() {
+                    let _ = self.input(message);
+                }
+                self.closed = true;
+                self.subs.close_all(CloseCode::GoingAway);
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// The push of one event frame to its connections, and what did not fit.
+struct FanOut<'a> {
+    topic: &'a Topic,
+    terminal: bool,
+    /// Close a client whose queue overflows ([`LagPolicy::Disconnect`]).
+    close_laggards: bool,
+    pushes: usize,
+    lagged: u64,
+    /// Connections to close as too slow.
+    slow: Vec<u64>,
+}
+
+impl<'a> FanOut<'a> {
+    fn new(topic: &'a Topic, terminal: bool, close_laggards: bool) -> Self {
+        Self {
+            topic,
+            terminal,
+            close_laggards,
+            pushes: 0,
+            lagged: 0,
+            slow: Vec::new(),
+        }
+    }
+
+    /// Pushes the frame into one connection's queue. A frame that does not fit is
+    /// counted (and announced to the client with `lagged`); a terminal event that does
+    /// not fit even past the capacity closes the client.
+    #[inline]
+    fn push(&mut self, id: u64, queue: &ClientQueue, frame: &Utf8Bytes) {
+        self.pushes += 1;
+        match queue.push_event(self.topic, frame, self.terminal) {
+            Pushed::Queued | Pushed::Closed => {}
+            Pushed::Dropped => {
+                self.lagged += 1;
+                if self.close_laggards {
+                    self.slow.push(id);
+                }
+            }
+            Pushed::Overflow => {
+                self.lagged += 1;
+                self.slow.push(id);
+            }
+        }
+    }
+}
