@@ -1,13 +1,19 @@
 //! Cost of building and serializing each event type, and of a progress call that the
 //! throttle suppresses. Run with `cargo bench --bench events`.
+//!
+//! `frame_hand` and `frame_serde` are the standing comparison that justifies the wire's
+//! hand-written writer: the frame the hub writes once per event
+//! (`{"type":...,"data":{...},"topic":...,"seq":N}`), by the hand writer and by
+//! serde_json into the same reused buffer. `tests/wire_properties.rs` checks that both
+//! write the same bytes.
 
 use std::hint::black_box;
 
 use backtest_stream::sink::NoopSink;
 use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo};
 use backtest_stream::wire::{
-    BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Event, LogEntry,
-    LogLevel, Timestamp,
+    BacktestComplete, BacktestError, BacktestId, BacktestProgress, BacktestStart, Envelope, Event,
+    EventFrame, EventKind, LogEntry, LogLevel, Results, Side, Timestamp, Topic, Trade,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -87,6 +93,8 @@ fn events(c: &mut Criterion) {
     }
     group.finish();
 
+    frames(c, &id, ts);
+
     let mut group = c.benchmark_group("serialize");
     for (kind, name) in names.iter().enumerate() {
         let event = build(kind, &id, ts);
@@ -100,6 +108,58 @@ fn events(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The hub's frame of each event, plus a `backtest_complete` listing 500 trades, written
+/// by hand and by serde_json into a reused buffer.
+fn frames(c: &mut Criterion, id: &BacktestId, ts: Timestamp) {
+    let mut events: Vec<(String, Event)> = (0..5)
+        .map(|kind| {
+            (
+                EventKind::ALL[kind].as_str().to_owned(),
+                build(kind, id, ts),
+            )
+        })
+        .collect();
+    let trades: Vec<Trade> = (0..500)
+        .map(|i| Trade {
+            closed_at_end: false,
+            entry_price: 1.0842 + f64::from(i) * 1e-4,
+            entry_time: ts,
+            exit_price: 1.0853 + f64::from(i) * 1e-4,
+            exit_time: ts,
+            pnl: 0.0011 * f64::from(i % 7) - 0.003,
+            side: if i % 2 == 0 { Side::Long } else { Side::Short },
+            size: 1.0,
+        })
+        .collect();
+    if let Event::BacktestComplete(mut complete) = build(3, id, ts) {
+        complete.results = Results::with_trades(trades);
+        events.push((
+            "complete_500_trades".into(),
+            Event::BacktestComplete(complete),
+        ));
+    }
+    for (group_name, serde) in [("frame_hand", false), ("frame_serde", true)] {
+        let mut group = c.benchmark_group(group_name);
+        for (name, event) in &events {
+            let envelope = Envelope::new(Topic::BACKTEST, event.clone());
+            let frame = EventFrame::new(envelope.clone(), 123_456);
+            let mut buf = Vec::with_capacity(512);
+            group.bench_function(name.as_str(), |b| {
+                b.iter(|| {
+                    buf.clear();
+                    if serde {
+                        serde_json::to_writer(&mut buf, black_box(&frame)).expect("in memory");
+                    } else {
+                        EventFrame::write_numbered(black_box(&envelope), 123_456, &mut buf);
+                    }
+                    black_box(buf.len())
+                })
+            });
+        }
+        group.finish();
+    }
 }
 
 fn throttle(c: &mut Criterion) {

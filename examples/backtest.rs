@@ -16,9 +16,10 @@
 //! With `--ws 127.0.0.1:8000` (feature `server`) the run is also streamed by the crate's
 //! WebSocket server on that address: its URL (`ws://127.0.0.1:8000/ws`) goes to stderr,
 //! stdout stays pure JSON Lines. `--linger SECS` keeps serving that long after the run
-//! so that a client (`cargo run --example watch`) can still catch up with a snapshot or a
+//! so that a client (`cargo run --release --bin watch`) can still catch up with a snapshot or a
 //! replay. `--bar-delay-us N` sleeps N microseconds per bar, so a person can watch.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use backtest_stream::engine::BacktestRunner;
 use backtest_stream::log_bridge::LogBridge;
 use backtest_stream::reference::{
-    EngineConfig, ReferenceEngine, SmaCrossover, Strategy, StrategyContext, StrategyError,
+    Bar, EngineConfig, ReferenceEngine, SmaCrossover, Strategy, StrategyContext, StrategyError,
     SyntheticBars, load_csv,
 };
 use backtest_stream::sink::{
@@ -86,7 +87,15 @@ struct Options {
     bar_delay: Duration,
 }
 
-fn parse_args() -> Result<Options, String> {
+/// What the command line asks for.
+enum Command {
+    Run(Box<Options>),
+    Help,
+}
+
+fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+
     let mut options = Options {
         data: None,
         fast: 10,
@@ -108,57 +117,67 @@ fn parse_args() -> Result<Options, String> {
         linger: Duration::ZERO,
         bar_delay: Duration::ZERO,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--no-stream" {
-            options.stream = false;
-            continue;
-        }
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}\n\n{HELP}");
-            std::process::exit(0);
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = |what: &str| format!("{flag}: {value:?} is not {what}");
-        match flag.as_str() {
-            "--data" => options.data = Some(value),
-            "--fast" => options.fast = value.parse().map_err(|_| number("a count"))?,
-            "--slow" => options.slow = value.parse().map_err(|_| number("a count"))?,
-            "--size" => options.size = value.parse().map_err(|_| number("a number"))?,
-            "--cash" => options.cash = value.parse().map_err(|_| number("a number"))?,
-            "--bars" => options.bars = value.parse().map_err(|_| number("a count"))?,
-            "--seed" => options.seed = value.parse().map_err(|_| number("a seed"))?,
-            "--mode" => options.mode = Some(value),
-            "--id" => options.id = Some(value),
-            "--symbol" => options.symbol = value,
-            "--timeframe" => options.timeframe = value,
-            "--every" => options.every = value.parse().map_err(|_| number("a count"))?,
-            "--slippage" => options.slippage = value.parse().map_err(|_| number("a number"))?,
-            "--max-result-trades" => {
-                options.max_result_trades = Some(value.parse().map_err(|_| number("a count"))?)
+    let mut parser =
+        lexopt::Parser::from_iter(std::iter::once(OsString::from("backtest")).chain(args));
+    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
+        let flag = match arg {
+            Long("no-stream") => {
+                options.stream = false;
+                continue;
             }
-            "--ws" => options.ws = Some(value),
-            "--linger" => {
-                let secs: f64 = value.parse().map_err(|_| number("a number of seconds"))?;
-                options.linger =
-                    Duration::try_from_secs_f64(secs).map_err(|_| number("a number of seconds"))?;
-            }
-            "--bar-delay-us" => {
-                options.bar_delay =
-                    Duration::from_micros(value.parse().map_err(|_| number("a count"))?)
-            }
-            "--periods-per-year" => {
-                options.periods_per_year = Some(value.parse().map_err(|_| number("a number"))?)
-            }
-            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
-        }
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long(flag) => format!("--{flag}"),
+            Short(flag) => return Err(format!("unknown option -{flag}\n{USAGE}")),
+            Value(value) => return Err(format!("unexpected argument {value:?}\n{USAGE}")),
+        };
+        let value = parser
+            .value()
+            .map_err(|_| format!("{flag} needs a value\n{USAGE}"))?
+            .into_string()
+            .map_err(|v| format!("{flag}: {v:?} is not valid text"))?;
+        set(&mut options, &flag, value)?;
     }
     if options.ws.is_none() && !options.linger.is_zero() {
         return Err(format!("--linger needs --ws\n{USAGE}"));
     }
-    Ok(options)
+    Ok(Command::Run(Box::new(options)))
+}
+
+/// Sets the option `flag` (`--fast`, ...) from its value.
+fn set(options: &mut Options, flag: &str, value: String) -> Result<(), String> {
+    let number = |what: &str| format!("{flag}: {value:?} is not {what}");
+    match flag {
+        "--data" => options.data = Some(value),
+        "--fast" => options.fast = value.parse().map_err(|_| number("a count"))?,
+        "--slow" => options.slow = value.parse().map_err(|_| number("a count"))?,
+        "--size" => options.size = value.parse().map_err(|_| number("a number"))?,
+        "--cash" => options.cash = value.parse().map_err(|_| number("a number"))?,
+        "--bars" => options.bars = value.parse().map_err(|_| number("a count"))?,
+        "--seed" => options.seed = value.parse().map_err(|_| number("a seed"))?,
+        "--mode" => options.mode = Some(value),
+        "--id" => options.id = Some(value),
+        "--symbol" => options.symbol = value,
+        "--timeframe" => options.timeframe = value,
+        "--every" => options.every = value.parse().map_err(|_| number("a count"))?,
+        "--slippage" => options.slippage = value.parse().map_err(|_| number("a number"))?,
+        "--max-result-trades" => {
+            options.max_result_trades = Some(value.parse().map_err(|_| number("a count"))?)
+        }
+        "--ws" => options.ws = Some(value),
+        "--linger" => {
+            let secs: f64 = value.parse().map_err(|_| number("a number of seconds"))?;
+            options.linger =
+                Duration::try_from_secs_f64(secs).map_err(|_| number("a number of seconds"))?;
+        }
+        "--bar-delay-us" => {
+            options.bar_delay = Duration::from_micros(value.parse().map_err(|_| number("a count"))?)
+        }
+        "--periods-per-year" => {
+            options.periods_per_year = Some(value.parse().map_err(|_| number("a number"))?)
+        }
+        _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+    }
+    Ok(())
 }
 
 /// A strategy that sleeps before each bar, so that a person can watch a run.
@@ -258,7 +277,13 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, String> {
-    let options = parse_args()?;
+    let options = match parse_args(std::env::args_os().skip(1))? {
+        Command::Run(options) => *options,
+        Command::Help => {
+            println!("{USAGE}\n\n{HELP}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let bars = match &options.data {
         Some(path) => load_csv(path).map_err(|e| format!("{path}: {e}"))?,
         None => SyntheticBars {
@@ -298,12 +323,26 @@ fn run() -> Result<ExitCode, String> {
             .try_init()
             .map_err(|e| e.to_string())?;
     }
-
-    let mut runner = BacktestRunner::streaming(sink).progress_every(options.every);
-    if let Some(mode) = options.mode {
-        runner = runner.variant(mode);
+    let code = backtest(&options, &bars, strategy, sink)?;
+    let _ = stdout.flush();
+    if let Some(server) = server {
+        server.finish(options.linger);
     }
-    if let Some(id) = options.id {
+    Ok(code)
+}
+
+/// Runs the strategy on the bars, streaming to `sink`, and prints the summary.
+fn backtest(
+    options: &Options,
+    bars: &[Bar],
+    strategy: Paced<SmaCrossover>,
+    sink: Option<SharedSink>,
+) -> Result<ExitCode, String> {
+    let mut runner = BacktestRunner::streaming(sink).progress_every(options.every);
+    if let Some(mode) = &options.mode {
+        runner = runner.variant(mode.clone());
+    }
+    if let Some(id) = &options.id {
         runner = runner.with_id(BacktestId::new(id).map_err(|e| e.to_string())?);
     }
     let config = EngineConfig {
@@ -313,15 +352,12 @@ fn run() -> Result<ExitCode, String> {
         periods_per_year: options
             .periods_per_year
             .unwrap_or(if options.data.is_some() { 252.0 } else { 365.0 }),
-        symbol: options.symbol,
-        timeframe: options.timeframe,
+        symbol: options.symbol.clone(),
+        timeframe: options.timeframe.clone(),
         max_result_trades: options.max_result_trades,
     };
     let id = runner.id().clone();
-    let outcome = runner.run(&mut ReferenceEngine::new(&bars, strategy, config));
-    let _ = stdout.flush();
-
-    let code = match outcome {
+    match runner.run(&mut ReferenceEngine::new(bars, strategy, config)) {
         Ok(report) => {
             let m = report.metrics;
             eprintln!(
@@ -335,15 +371,11 @@ fn run() -> Result<ExitCode, String> {
                 m.win_rate,
                 m.sharpe_ratio
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
             eprintln!("{id}: {error}");
-            ExitCode::FAILURE
+            Ok(ExitCode::FAILURE)
         }
-    };
-    if let Some(server) = server {
-        server.finish(options.linger);
     }
-    Ok(code)
 }

@@ -1,20 +1,28 @@
-//! Embedding the hub in an application that accepts WebSocket connections itself (as
-//! axum or hyper would on their own route): the application upgrades the connection,
-//! then hands it to `Hub::serve`.
+//! The WebSocket hub embedded in an axum application, on the application's own route:
+//! `Hub::upgrade` takes the upgrade request and answers it with the same admission as the
+//! standalone server (origin check, handshake hook, connection limit).
 //!
-//! `cargo run --example embed`, then connect to `ws://127.0.0.1:9002/live/progress`
-//! and send `{"action":"subscribe","topic":"backtest"}`.
+//! `cargo run --example embed --features hyper`, then connect to
+//! `ws://127.0.0.1:9002/live/progress` and send `{"action":"subscribe","topic":"backtest"}`.
 
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
 use backtest_stream::server::{Hub, ServerConfig};
 use backtest_stream::streamer::{ProgressDetails, ProgressStreamer, RunInfo, RunResults};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+/// The application's WebSocket route: the hub does the rest.
+async fn live(State(hub): State<Hub>, request: Request) -> impl IntoResponse {
+    hub.upgrade(request)
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let hub = Hub::new(ServerConfig::default())?;
+    // Pages of other sites may not read the stream; clients without Origin may.
+    let hub = Hub::new(ServerConfig::default().same_origin(true))?;
 
     // A backtest on a plain thread publishes into the hub.
     let sink = hub.sink();
@@ -31,33 +39,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    // The application's own listener and route.
-    let listener = TcpListener::bind("127.0.0.1:9002").await?;
+    let app = Router::new()
+        .route("/live/progress", get(live))
+        .with_state(hub);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:9002").await?;
     println!("ws://{}/live/progress", listener.local_addr()?);
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let hub = hub.clone();
-        tokio::spawn(async move {
-            #[allow(clippy::result_large_err)] // tungstenite's callback signature
-            let route =
-                |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-                    if request.uri().path() == "/live/progress" {
-                        Ok(response)
-                    } else {
-                        let mut refusal = ErrorResponse::new(Some("not found".into()));
-                        *refusal.status_mut() =
-                            tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
-                        Err(refusal)
-                    }
-                };
-            // The hub's buffer sizes and message limit, on the application's upgrade.
-            let config = hub.config().websocket_config();
-            if let Ok(ws) =
-                tokio_tungstenite::accept_hdr_async_with_config(stream, route, Some(config)).await
-            {
-                let end = hub.serve(ws).await;
-                println!("connection ended: {end:?}");
-            }
-        });
-    }
+    axum::serve(listener, app).await?;
+    Ok(())
 }

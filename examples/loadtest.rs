@@ -19,12 +19,13 @@
 //! bytes), `--read-buffer B` (client: tungstenite read buffer per connection, bytes;
 //! default 16 KiB). `both` runs server and clients in one process (unpinned).
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use backtest_stream::server::{Server, ServerConfig};
+use backtest_stream::server::{HubSink, Server, ServerConfig};
 use backtest_stream::sink::{ProgressSink, SinkError};
 use backtest_stream::wire::{BacktestId, BacktestProgress, Envelope, Event, Timestamp, Topic};
 use futures::{SinkExt, StreamExt};
@@ -47,7 +48,25 @@ struct Options {
     read_buffer: usize,
 }
 
-fn parse_options(args: &[String]) -> Result<Options, String> {
+const USAGE: &str = "usage: loadtest server|client|both [--clients C] [--events N] [--rate R] [--idle] [--queue Q] [--write-buffer B] [--read-buffer B] [--addr A]";
+
+/// Which side to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Server,
+    Client,
+    Both,
+}
+
+/// What the command line asks for.
+enum Command {
+    Run(Mode, Options),
+    Help,
+}
+
+fn parse_options(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+
     let mut options = Options {
         addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
         clients: 1,
@@ -61,47 +80,59 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         // frame when frames arrive one at a time.
         read_buffer: 16 * 1024,
     };
-    let mut i = 0;
-    while i < args.len() {
-        let value = |i: usize| {
-            args.get(i + 1)
-                .cloned()
-                .ok_or_else(|| format!("{} needs a value", args[i]))
-        };
-        match args[i].as_str() {
-            "--addr" => options.addr = value(i)?.parse().map_err(|e| format!("--addr: {e}"))?,
-            "--clients" => {
-                options.clients = value(i)?.parse().map_err(|e| format!("--clients: {e}"))?
-            }
-            "--events" => {
-                options.events = value(i)?.parse().map_err(|e| format!("--events: {e}"))?
-            }
-            "--rate" => options.rate = Some(value(i)?.parse().map_err(|e| format!("--rate: {e}"))?),
-            "--queue" => {
-                options.queue = Some(value(i)?.parse().map_err(|e| format!("--queue: {e}"))?)
-            }
-            "--write-buffer" => {
-                options.write_buffer = Some(
-                    value(i)?
-                        .parse()
-                        .map_err(|e| format!("--write-buffer: {e}"))?,
-                )
-            }
-            "--read-buffer" => {
-                options.read_buffer = value(i)?
-                    .parse()
-                    .map_err(|e| format!("--read-buffer: {e}"))?
-            }
-            "--idle" => {
+    let mut mode = None;
+    let mut parser =
+        lexopt::Parser::from_iter(std::iter::once(OsString::from("loadtest")).chain(args));
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        let name = match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("idle") => {
                 options.idle = true;
-                i += 1;
                 continue;
             }
-            other => return Err(format!("unknown option {other}")),
-        }
-        i += 2;
+            Value(value) if mode.is_none() => {
+                mode = Some(match value.to_str() {
+                    Some("server") => Mode::Server,
+                    Some("client") => Mode::Client,
+                    Some("both") => Mode::Both,
+                    _ => {
+                        return Err(format!(
+                            "unknown mode {value:?}; use server, client or both"
+                        ));
+                    }
+                });
+                continue;
+            }
+            Long(name) => format!("--{name}"),
+            other => return Err(other.unexpected().to_string()),
+        };
+        let value = parser
+            .value()
+            .map_err(|_| format!("{name} needs a value"))?
+            .into_string()
+            .map_err(|v| format!("{name}: {v:?} is not valid text"))?;
+        set(&mut options, &name, &value)?;
     }
-    Ok(options)
+    let mode = mode.ok_or_else(|| USAGE.to_owned())?;
+    Ok(Command::Run(mode, options))
+}
+
+/// Sets the option `name` (`--clients`, ...) from its value.
+fn set(options: &mut Options, name: &str, value: &str) -> Result<(), String> {
+    let parse =
+        |value: &str| -> Result<u64, String> { value.parse().map_err(|e| format!("{name}: {e}")) };
+    let size = |value: &str| parse(value).map(|n| n as usize);
+    match name {
+        "--addr" => options.addr = value.parse().map_err(|e| format!("{name}: {e}"))?,
+        "--clients" => options.clients = size(value)?,
+        "--events" => options.events = parse(value)?,
+        "--rate" => options.rate = Some(value.parse().map_err(|e| format!("{name}: {e}"))?),
+        "--queue" => options.queue = Some(size(value)?),
+        "--write-buffer" => options.write_buffer = Some(size(value)?),
+        "--read-buffer" => options.read_buffer = size(value)?,
+        _ => return Err(format!("unknown option {name}")),
+    }
+    Ok(())
 }
 
 fn now_ns() -> u64 {
@@ -233,74 +264,8 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
         return Ok(());
     } else {
         let sink = hub.sink();
-        let events = options.events;
-        let rate = options.rate;
-        let publisher = std::thread::spawn(move || {
-            let id = BacktestId::new("loadtest").unwrap_or_else(|_| BacktestId::random());
-            // The publish call is timed on every 64th event: two clock reads per event
-            // would cost the server's core more than the call itself.
-            let mut publish_ns_total = 0u128;
-            let mut publish_ns_max = 0u128;
-            let mut timed = 0u64;
-            let mut full_retries = 0u64;
-            let mut pool = EventPool::new();
-            let started = Instant::now();
-            for bar in 1..=events {
-                if let Some(rate) = rate {
-                    let due = started + Duration::from_secs_f64((bar - 1) as f64 / rate);
-                    let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
-                    }
-                }
-                let envelope = Envelope {
-                    topic: Topic::BACKTEST,
-                    event: pool.next(&id, bar, events),
-                };
-                loop {
-                    let t = (bar % 64 == 0).then(Instant::now);
-                    let result = sink.publish(&envelope);
-                    let took = t.map(|t| t.elapsed().as_nanos());
-                    match result {
-                        Ok(()) => {
-                            if let Some(took) = took {
-                                publish_ns_total += took;
-                                publish_ns_max = publish_ns_max.max(took);
-                                timed += 1;
-                            }
-                            break;
-                        }
-                        Err(SinkError::Full { .. }) => {
-                            full_retries += 1;
-                            std::thread::yield_now();
-                        }
-                        Err(e) => {
-                            eprintln!("publish failed: {e}");
-                            return;
-                        }
-                    }
-                }
-            }
-            let elapsed = started.elapsed();
-            let end = Event::BacktestError(backtest_stream::wire::BacktestError {
-                backtest_id: id,
-                error: "end of load test".into(),
-                error_details: String::new(),
-                timestamp: Timestamp::now(),
-            });
-            while let Err(SinkError::Full { .. }) =
-                sink.publish(&Envelope::new(Topic::BACKTEST, end.clone()))
-            {
-                std::thread::yield_now();
-            }
-            println!(
-                "server: published {events} events in {:.3} s ({:.0}/s); publish call (1 in 64 timed) mean {:.0} ns, max {} ns; queue-full retries {full_retries}",
-                elapsed.as_secs_f64(),
-                events as f64 / elapsed.as_secs_f64(),
-                publish_ns_total as f64 / timed.max(1) as f64,
-                publish_ns_max
-            );
-        });
+        let (events, rate) = (options.events, options.rate);
+        let publisher = std::thread::spawn(move || publish_all(&sink, events, rate));
         tokio::task::spawn_blocking(move || publisher.join())
             .await?
             .map_err(|_| "publisher panicked")?;
@@ -318,6 +283,92 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
     let _ = stop.send(());
     serving.await??;
     Ok(())
+}
+
+/// Publish-call timings, every 64th call (two clock reads per event would cost the
+/// server's core more than the call itself).
+#[derive(Default)]
+struct PublishTimes {
+    total_ns: u128,
+    max_ns: u128,
+    timed: u64,
+    full_retries: u64,
+}
+
+/// Publishes `events` progress events (paced at `rate` a second, when given), then the
+/// run's end, and prints the publish-call timings.
+fn publish_all(sink: &HubSink, events: u64, rate: Option<f64>) {
+    let id = BacktestId::new("loadtest").unwrap_or_else(|_| BacktestId::random());
+    let mut times = PublishTimes::default();
+    let mut pool = EventPool::new();
+    let started = Instant::now();
+    for bar in 1..=events {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64((bar - 1) as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let envelope = Envelope {
+            topic: Topic::BACKTEST,
+            event: pool.next(&id, bar, events),
+        };
+        if let Err(e) = publish_timed(sink, &envelope, bar % 64 == 0, &mut times) {
+            eprintln!("publish failed: {e}");
+            return;
+        }
+    }
+    let elapsed = started.elapsed();
+    let end = Event::BacktestError(backtest_stream::wire::BacktestError {
+        backtest_id: id,
+        error: "end of load test".into(),
+        error_details: String::new(),
+        timestamp: Timestamp::now(),
+    });
+    while let Err(SinkError::Full { .. }) =
+        sink.publish(&Envelope::new(Topic::BACKTEST, end.clone()))
+    {
+        std::thread::yield_now();
+    }
+    println!(
+        "server: published {events} events in {:.3} s ({:.0}/s); publish call (1 in 64 timed) mean {:.0} ns, max {} ns; queue-full retries {}",
+        elapsed.as_secs_f64(),
+        events as f64 / elapsed.as_secs_f64(),
+        times.total_ns as f64 / times.timed.max(1) as f64,
+        times.max_ns,
+        times.full_retries
+    );
+}
+
+/// Publishes one event, retrying while the hub's queue is full; times the call when
+/// `timed`.
+fn publish_timed(
+    sink: &HubSink,
+    envelope: &Envelope,
+    timed: bool,
+    times: &mut PublishTimes,
+) -> Result<(), SinkError> {
+    loop {
+        let t = timed.then(Instant::now);
+        let result = sink.publish(envelope);
+        let took = t.map(|t| t.elapsed().as_nanos());
+        match result {
+            Ok(()) => {
+                if let Some(took) = took {
+                    times.total_ns += took;
+                    times.max_ns = times.max_ns.max(took);
+                    times.timed += 1;
+                }
+                return Ok(());
+            }
+            Err(SinkError::Full { .. }) => {
+                times.full_retries += 1;
+                std::thread::yield_now();
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// What one client saw.
@@ -488,26 +539,23 @@ async fn run_clients(options: Options) -> Result<(), Box<dyn std::error::Error>>
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    const USAGE: &str = "usage: loadtest server|client|both [--clients C] [--events N] [--rate R] [--idle] [--queue Q] [--write-buffer B] [--read-buffer B] [--addr A]";
-    let Some(mode) = args.first().cloned() else {
-        return Err(USAGE.into());
+    let (mode, options) = match parse_options(std::env::args_os().skip(1))? {
+        Command::Run(mode, options) => (mode, options),
+        Command::Help => {
+            println!("{USAGE}");
+            return Ok(());
+        }
     };
-    if mode == "--help" || mode == "-h" {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    let options = parse_options(&args[1..])?;
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
     };
-    match mode.as_str() {
-        "server" => runtime()?.block_on(run_server(options)),
-        "client" => runtime()?.block_on(run_clients(options)),
-        "both" => {
+    match mode {
+        Mode::Server => runtime()?.block_on(run_server(options)),
+        Mode::Client => runtime()?.block_on(run_clients(options)),
+        Mode::Both => {
             let server_options = options.clone();
             let server = std::thread::spawn(move || -> Result<(), String> {
                 let rt = runtime().map_err(|e| e.to_string())?;
@@ -519,6 +567,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             server.join().map_err(|_| "server thread panicked")??;
             result
         }
-        other => Err(format!("unknown mode {other}; use server, client or both").into()),
     }
 }

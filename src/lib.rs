@@ -12,7 +12,7 @@
 //! | [`log_bridge`] | a [`log::Log`] bridge that turns the program's log records into `log_entry` events of the right run |
 //! | [`tracing_layer`] | the same for `tracing` events (feature `tracing`) |
 //! | [`engine`] | streaming for any backtest engine: the [`BacktestEngine`](engine::BacktestEngine) trait and the [`BacktestRunner`](engine::BacktestRunner) |
-//! | [`reference`] | a small, exact reference engine: strategies, the SMA crossover, metrics, bars from CSV files or a generator |
+//! | [`reference`](mod@reference) | a small, exact reference engine: strategies, the SMA crossover, metrics, bars from CSV files or a generator |
 //! | [`server`] | the WebSocket broadcast hub, standalone or embedded in an axum/hyper application (feature `server`) |
 //!
 //! The core (`wire`, `sink`, `streamer`, `log_bridge`, `engine`, `reference`) needs no

@@ -1,8 +1,9 @@
-//! `examples/backtest.rs` run as a real process: JSON Lines on stdout, help, and a clear
-//! error (exit 2) for every bad input.
+//! `examples/backtest.rs` run as a real process: JSON Lines on stdout, help, a clear
+//! error (exit 2) for every bad input, and the run served over WebSocket (`--ws`).
 #![cfg(feature = "csv")]
 
 mod examples_support;
+mod process_support;
 
 use std::process::{Command, Output};
 
@@ -131,4 +132,98 @@ fn a_bad_csv_file_is_an_error_naming_the_file_the_line_and_the_column() {
         stderr(&output)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "server")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backtest_ws_streams_the_run_and_keeps_stdout_json_lines() {
+    use futures::{SinkExt, StreamExt};
+    use std::time::{Duration, Instant};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut command = Command::new(example("backtest"));
+    command.args([
+        "--ws",
+        "127.0.0.1:0",
+        "--linger",
+        "5",
+        "--bars",
+        "1500",
+        "--every",
+        "50",
+        "--bar-delay-us",
+        "1000",
+        "--id",
+        "ws-run",
+    ]);
+    let mut backtest = process_support::Watched::spawn(command);
+
+    // The first stderr line is the server's URL.
+    let deadline = Instant::now() + process_support::WAIT;
+    let url = loop {
+        if let Some(line) = backtest.stderr().lines().next() {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no URL on stderr");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
+        "{url:?}"
+    );
+
+    let (mut client, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect to the backtest's server");
+    client
+        .send(Message::text(
+            r#"{"action":"subscribe","topic":"backtest","snapshot":true}"#,
+        ))
+        .await
+        .expect("subscribe");
+    let mut received = Vec::new();
+    let ws_final = loop {
+        let message = tokio::time::timeout(process_support::WAIT, client.next())
+            .await
+            .expect("an event within the wait")
+            .expect("connection open")
+            .expect("valid frame");
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let frame: serde_json::Value = serde_json::from_str(&text).expect("JSON frame");
+        if frame["type"] == "subscription_confirmed" {
+            continue;
+        }
+        let event = Event::from_json(&text).expect("an event frame");
+        assert_eq!(event.backtest_id().map(|i| i.as_str()), Some("ws-run"));
+        received.push(event.kind());
+        if let Event::BacktestComplete(c) = event {
+            break c.final_balance;
+        }
+    };
+    assert_eq!(
+        received[0],
+        backtest_stream::wire::EventKind::BacktestStart,
+        "{received:?}"
+    );
+    assert!(received.contains(&backtest_stream::wire::EventKind::BacktestProgress));
+
+    let status = backtest.wait_exit().await;
+    assert!(status.success(), "exit {status}\n{}", backtest.stderr());
+    let stdout = backtest.stdout();
+    let events: Vec<Event> = stdout
+        .lines()
+        .map(|line| Event::from_json(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect();
+    assert!(matches!(events.first(), Some(Event::BacktestStart(_))));
+    let Some(Event::BacktestComplete(last)) = events.last() else {
+        panic!("the last line is not backtest_complete: {stdout}");
+    };
+    assert_eq!(last.final_balance, ws_final);
+    assert!(
+        backtest.stderr().contains("serving ws://"),
+        "{}",
+        backtest.stderr()
+    );
 }

@@ -116,3 +116,77 @@ async fn a_sink_that_outlives_its_hub_reports_closed() {
         }
     }
 }
+
+/// Accepts one connection on `listener`, upgrades it with tokio-tungstenite, and serves
+/// it with `Hub::serve` (no request) or `Hub::serve_with_request` (the upgrade request).
+async fn serve_one(
+    hub: Hub,
+    listener: TcpListener,
+    with_request: bool,
+) -> tokio::task::JoinHandle<ConnectionEnd> {
+    use backtest_stream::server::HandshakeRequest;
+    use std::sync::{Arc, Mutex};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let seen: Arc<Mutex<Option<HandshakeRequest>>> = Arc::default();
+        let keep = Arc::clone(&seen);
+        // tungstenite dictates the callback's signature, large error type included.
+        #[allow(clippy::result_large_err)]
+        let callback = move |request: &Request, response: Response| {
+            *keep.lock().expect("lock") = Some(HandshakeRequest::from_request(request, Some(peer)));
+            Ok(response)
+        };
+        let config = hub.config().websocket_config();
+        let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config))
+            .await
+            .expect("upgrade");
+        let request = seen.lock().expect("lock").take().expect("the request");
+        if with_request {
+            hub.serve_with_request(ws, &request).await
+        } else {
+            hub.serve(ws).await
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_upgrade_served_without_its_request_fails_closed_under_an_origin_list() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let config = ServerConfig::default().allowed_origins(["https://ui.example"]);
+    let hub = Hub::new(config).expect("hub");
+    for with_request in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let serving = serve_one(hub.clone(), listener, with_request).await;
+        let mut request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("origin", "https://ui.example".parse().expect("header"));
+        let (mut client, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        if with_request {
+            // The admission saw the allowed Origin: served.
+            subscribe_topic(&mut client, "backtest").await;
+            client.close(None).await.expect("close");
+            let end = serving.await.expect("task");
+            assert_eq!(end, ConnectionEnd::ClientClosed);
+        } else {
+            // Without the request the admission sees no Origin: refused, as PROTOCOL.md
+            // says for the origin check.
+            let frame = recv_close(&mut client).await.expect("a close frame");
+            assert_eq!(u16::from(frame.code), 1008);
+            let end = serving.await.expect("task");
+            assert_eq!(
+                end,
+                ConnectionEnd::ServerClosed(backtest_stream::wire::CloseCode::Policy)
+            );
+        }
+    }
+    assert_eq!(hub.stats().connection_events.refused_origin, 1);
+}

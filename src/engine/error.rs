@@ -15,11 +15,11 @@ pub enum RunError<E: std::error::Error + 'static> {
         /// hook could not record it.
         location: String,
     },
-    /// The run was cancelled through its [`CancelToken`].
+    /// The run was cancelled through its [`CancelToken`](crate::engine::CancelToken).
     #[error("the backtest was cancelled after {bars_processed} of {total_bars} bars")]
     Cancelled {
         /// The bar count the engine reported when it saw the cancellation (or the last
-        /// one it reported, when it checked [`RunMonitor::is_cancelled`] itself).
+        /// one it reported, when it checked [`RunMonitor::is_cancelled`](crate::engine::RunMonitor::is_cancelled) itself).
         bars_processed: u64,
         /// Bars in the run.
         total_bars: u64,

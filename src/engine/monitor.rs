@@ -45,7 +45,7 @@ impl CancelToken {
 
 /// What an engine reports its progress to, and learns cancellation from.
 ///
-/// A monitor either streams (inside [`BacktestRunner::run`] with a sink) or is
+/// A monitor either streams (inside [`BacktestRunner::run`](crate::engine::BacktestRunner::run) with a sink) or is
 /// [detached](RunMonitor::detached): then [`bar`](RunMonitor::bar) only checks for
 /// cancellation, which costs one relaxed atomic load.
 pub struct RunMonitor<'a> {

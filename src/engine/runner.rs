@@ -13,7 +13,7 @@ use crate::wire::{BacktestId, Topic};
 
 /// Runs a [`BacktestEngine`] with streaming: the Rust `SentinelEnhancedTester`.
 ///
-/// - `backtest_start` from the engine's [`RunInfo`] (the variant can be set here);
+/// - `backtest_start` from the engine's [`RunInfo`](crate::streamer::RunInfo) (the variant can be set here);
 /// - `backtest_progress` every 100 bars and at most every 10 ms by default (see
 ///   [`DEFAULT_MIN_INTERVAL`](BacktestRunner::DEFAULT_MIN_INTERVAL)), always with a
 ///   final 100 % update, through the streamer's throttle, with the details the engine

@@ -11,7 +11,7 @@ use crate::wire::{Side, Timestamp};
 /// The error a strategy may return from [`Strategy::on_bar`]: any error.
 pub type StrategyError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A trading strategy for the [`ReferenceEngine`].
+/// A trading strategy for the [`ReferenceEngine`](crate::reference::ReferenceEngine).
 ///
 /// ```
 /// use backtest_stream::reference::{Strategy, StrategyContext, StrategyError};

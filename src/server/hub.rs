@@ -45,7 +45,8 @@ use crate::wire::Envelope;
 pub struct Hub {
     pub(crate) shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
-    /// Where the hub's task and its connections run.
+    /// Where the hub's task runs, and the connections it upgrades itself.
+    #[cfg(feature = "hyper")]
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
@@ -79,6 +80,7 @@ impl Hub {
         Self {
             shared,
             commands,
+            #[cfg(feature = "hyper")]
             runtime: runtime.clone(),
         }
     }

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::wire::event::Event;
 use crate::wire::topic::Topic;
-use crate::wire::writer;
 
 /// An event together with the topic it is published on: what a sink receives.
 ///
@@ -54,17 +53,6 @@ impl Envelope {
         }
     }
 
-    /// Appends the envelope's JSON (`{"type":...,"data":{...},"topic":"..."}`) to `out`:
-    /// the bytes its `Serialize` form writes, written by hand (see the [module](crate::wire)).
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        writer::event_object(out, &self.event, Some(&self.topic), None);
-    }
-
-    /// The envelope's JSON text.
-    pub fn to_json(&self) -> String {
-        writer::into_string(|out| self.write_json(out))
-    }
-
     /// Parses an envelope from JSON (see the type's documentation for what is accepted).
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
@@ -101,22 +89,5 @@ impl EventFrame {
     /// Numbers an envelope.
     pub fn new(envelope: Envelope, seq: u64) -> Self {
         Self { envelope, seq }
-    }
-
-    /// Appends the frame's JSON to `out`: the bytes its `Serialize` form writes, written
-    /// by hand (see the [module](crate::wire)).
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        Self::write_numbered(&self.envelope, self.seq, out);
-    }
-
-    /// Appends the JSON of `envelope` numbered `seq`, without building a frame: what the
-    /// WebSocket hub does once per event.
-    pub fn write_numbered(envelope: &Envelope, seq: u64, out: &mut Vec<u8>) {
-        writer::event_object(out, &envelope.event, Some(&envelope.topic), Some(seq));
-    }
-
-    /// The frame's JSON text.
-    pub fn to_json(&self) -> String {
-        writer::into_string(|out| self.write_json(out))
     }
 }

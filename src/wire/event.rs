@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use crate::wire::id::BacktestId;
 use crate::wire::results::Results;
 use crate::wire::timestamp::Timestamp;
-use crate::wire::writer;
 
 /// One message of a backtest's life, as sent to user interfaces.
 ///
@@ -144,17 +143,6 @@ impl Event {
     /// Whether this event ends its run (`backtest_complete` or `backtest_error`).
     pub fn is_terminal(&self) -> bool {
         self.kind().is_terminal()
-    }
-
-    /// Appends the event's JSON (`{"type":...,"data":{...}}`) to `out`: the bytes its
-    /// `Serialize` form writes, written by hand (see the [module](crate::wire)).
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        writer::event_object(out, self, None, None);
-    }
-
-    /// The event's JSON text (`{"type":...,"data":{...}}`).
-    pub fn to_json(&self) -> String {
-        writer::into_string(|out| self.write_json(out))
     }
 
     /// Parses an event from its JSON text. Unknown keys (such as a frame's `topic` and

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::wire::name::{self, NameProblem};
+
 /// The identifier of one backtest run, carried by every event of that run.
 ///
 /// By default a random UUID v4 string ([`BacktestId::random`]); a caller may choose its
@@ -73,19 +75,13 @@ impl BacktestId {
 
     /// Checks a string against the rules of [`BacktestId::new`] without allocating.
     pub fn validate(id: &str) -> Result<(), InvalidBacktestId> {
-        if id.is_empty() {
-            return Err(InvalidBacktestId::Empty);
-        }
-        if id.len() > Self::MAX_LEN {
-            return Err(InvalidBacktestId::TooLong {
-                len: id.len(),
-                max: Self::MAX_LEN,
-            });
-        }
-        if let Some((index, _)) = id.char_indices().find(|(_, c)| c.is_control()) {
-            return Err(InvalidBacktestId::ControlCharacter { index });
-        }
-        Ok(())
+        name::check(id, Self::MAX_LEN).map_err(|problem| match problem {
+            NameProblem::Empty => InvalidBacktestId::Empty,
+            NameProblem::TooLong { len, max } => InvalidBacktestId::TooLong { len, max },
+            NameProblem::ControlCharacter { index } => {
+                InvalidBacktestId::ControlCharacter { index }
+            }
+        })
     }
 }
 

@@ -103,6 +103,24 @@ pub enum ErrorCode {
     RateLimited,
 }
 
+impl ErrorCode {
+    /// The wire name (`"bad_request"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The `data` of a `lagged` notice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LagNotice {
@@ -215,6 +233,21 @@ mod tests {
             assert_eq!(
                 ServerMessage::from_json(&message.to_json()).unwrap(),
                 message
+            );
+        }
+    }
+
+    #[test]
+    fn error_codes_are_named_as_serde_writes_them() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::RateLimited,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
             );
         }
     }

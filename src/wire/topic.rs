@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::wire::name::{self, NameProblem};
+
 /// The topic an event is published on, so that transports can route by topic.
 ///
 /// The original system uses `backtest` (lifecycle events, the default for a run),
@@ -75,19 +77,11 @@ impl Topic {
 
     /// Checks a name against the rules of [`Topic::new`] without allocating.
     pub fn validate(name: &str) -> Result<(), InvalidTopic> {
-        if name.is_empty() {
-            return Err(InvalidTopic::Empty);
-        }
-        if name.len() > Self::MAX_LEN {
-            return Err(InvalidTopic::TooLong {
-                len: name.len(),
-                max: Self::MAX_LEN,
-            });
-        }
-        if let Some((index, _)) = name.char_indices().find(|(_, c)| c.is_control()) {
-            return Err(InvalidTopic::ControlCharacter { index });
-        }
-        Ok(())
+        name::check(name, Self::MAX_LEN).map_err(|problem| match problem {
+            NameProblem::Empty => InvalidTopic::Empty,
+            NameProblem::TooLong { len, max } => InvalidTopic::TooLong { len, max },
+            NameProblem::ControlCharacter { index } => InvalidTopic::ControlCharacter { index },
+        })
     }
 
     /// The topic name.

@@ -10,6 +10,7 @@
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
+use crate::wire::envelope::{Envelope, EventFrame};
 use crate::wire::event::{
     BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, LogEntry,
 };
@@ -18,8 +19,53 @@ use crate::wire::timestamp::Timestamp;
 use crate::wire::topic::Topic;
 use crate::wire::trade::{Side, Trade};
 
+impl Event {
+    /// Appends the event's JSON (`{"type":...,"data":{...}}`) to `out`: the bytes its
+    /// `Serialize` form writes, written by hand (see the [module](crate::wire)).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        event_object(out, self, None, None);
+    }
+
+    /// The event's JSON text (`{"type":...,"data":{...}}`).
+    pub fn to_json(&self) -> String {
+        into_string(|out| self.write_json(out))
+    }
+}
+
+impl Envelope {
+    /// Appends the envelope's JSON (`{"type":...,"data":{...},"topic":"..."}`) to `out`:
+    /// the bytes its `Serialize` form writes, written by hand (see the [module](crate::wire)).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        event_object(out, &self.event, Some(&self.topic), None);
+    }
+
+    /// The envelope's JSON text.
+    pub fn to_json(&self) -> String {
+        into_string(|out| self.write_json(out))
+    }
+}
+
+impl EventFrame {
+    /// Appends the frame's JSON to `out`: the bytes its `Serialize` form writes, written
+    /// by hand (see the [module](crate::wire)).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        Self::write_numbered(&self.envelope, self.seq, out);
+    }
+
+    /// Appends the JSON of `envelope` numbered `seq`, without building a frame: what the
+    /// WebSocket hub does once per event.
+    pub fn write_numbered(envelope: &Envelope, seq: u64, out: &mut Vec<u8>) {
+        event_object(out, &envelope.event, Some(&envelope.topic), Some(seq));
+    }
+
+    /// The frame's JSON text.
+    pub fn to_json(&self) -> String {
+        into_string(|out| self.write_json(out))
+    }
+}
+
 /// Writes into a fresh buffer and returns it as text.
-pub(crate) fn into_string(write: impl FnOnce(&mut Vec<u8>)) -> String {
+fn into_string(write: impl FnOnce(&mut Vec<u8>)) -> String {
     let mut out = Vec::with_capacity(256);
     write(&mut out);
     // Only valid UTF-8 is written.
@@ -27,13 +73,8 @@ pub(crate) fn into_string(write: impl FnOnce(&mut Vec<u8>)) -> String {
 }
 
 /// Appends `{"type":...,"data":{...}}`, with `"topic"` and `"seq"` after `data` when
-/// given: an [`Event`], an `Envelope` or an `EventFrame`.
-pub(crate) fn event_object(
-    out: &mut Vec<u8>,
-    event: &Event,
-    topic: Option<&Topic>,
-    seq: Option<u64>,
-) {
+/// given: an [`Event`], an [`Envelope`] or an [`EventFrame`].
+fn event_object(out: &mut Vec<u8>, event: &Event, topic: Option<&Topic>, seq: Option<u64>) {
     match event {
         Event::BacktestStart(e) => start(out, e),
         Event::BacktestProgress(e) => progress(out, e),

@@ -25,6 +25,7 @@ pub fn example(name: &str) -> PathBuf {
             ("server", cfg!(feature = "server")),
             ("csv", cfg!(feature = "csv")),
             ("tracing", cfg!(feature = "tracing")),
+            ("hyper", cfg!(feature = "hyper")),
         ]
         .into_iter()
         .filter_map(|(feature, on)| on.then_some(feature))

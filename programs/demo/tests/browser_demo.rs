@@ -5,10 +5,9 @@
 //! unless `BACKTEST_STREAM_REQUIRE_BROWSER=1` (as in `.ci/run`), then it fails.
 //! `UPDATE_DASHBOARD_SCREENSHOT=1` saves the finished page to `docs/dashboard.png`;
 //! `LATE_JOINER_SCREENSHOT=PATH` saves the page opened mid-run to PATH.
-#![cfg(all(unix, feature = "server", feature = "csv"))]
+#![cfg(unix)]
 
 mod demo_support;
-mod examples_support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;

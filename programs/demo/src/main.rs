@@ -2,37 +2,36 @@
 //! crate's WebSocket hub mounted on the application's own `/ws` route (axum).
 //!
 //! ```text
-//! cargo run --release --example demo                    # http://127.0.0.1:8000/
-//! cargo run --release --example demo -- --addr 0.0.0.0:9000
-//! cargo run --release --example demo -- --history 2000   # events replayed to late joiners
-//! BACKTEST_STREAM_ADDR=127.0.0.1:0 cargo run --release --example demo
+//! cargo run --release --bin demo                    # http://127.0.0.1:8000/
+//! cargo run --release --bin demo -- --addr 0.0.0.0:9000
+//! cargo run --release --bin demo -- --history 2000   # events replayed to late joiners
+//! BACKTEST_STREAM_ADDR=127.0.0.1:0 cargo run --release --bin demo
 //! ```
 //!
 //! The first line on stdout is `Dashboard: http://ADDR/` (with the bound port).
 //! `RUST_LOG` sets the console log level (default `info`; trade lines are streamed to
 //! the page but not printed).
 
+#![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
+
 mod api;
 mod runs;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use backtest_stream::log_bridge::LogBridge;
 use backtest_stream::server::{Hub, ServerConfig};
 use backtest_stream::sink::SharedSink;
 use backtest_stream::wire::Topic;
-use hyper_util::rt::TokioIo;
 use log::LevelFilter;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::runs::Runs;
 
@@ -75,62 +74,73 @@ fn usage() -> String {
     )
 }
 
-fn parse_options() -> Result<Options, String> {
+/// What the command line asks for.
+enum Command {
+    Run(Options),
+    Help,
+}
+
+fn parse_options(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+
     let mut addr = std::env::var(ADDR_ENV)
         .ok()
         .filter(|a| !a.trim().is_empty());
     let mut max_runs = DEFAULT_MAX_RUNS;
     let mut history = HISTORY_EVENTS;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |what: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs {what}\n\n{}", usage()))
-        };
-        match name.as_str() {
-            "--addr" => addr = Some(value("an address (HOST:PORT)")?),
-            "--max-runs" => {
-                let v = value("a number")?;
+    let mut parser = lexopt::Parser::from_iter(std::iter::once(OsString::from("demo")).chain(args));
+    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n\n{}", usage()))? {
+        match arg {
+            Long("addr") => addr = Some(value(&mut parser, "--addr", "an address (HOST:PORT)")?),
+            Long("max-runs") => {
+                let v = value(&mut parser, "--max-runs", "a number")?;
                 max_runs = v
                     .parse()
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or_else(|| format!("--max-runs: `{v}` is not a positive number"))?;
             }
-            "--history" => {
-                let v = value("a number")?;
+            Long("history") => {
+                let v = value(&mut parser, "--history", "a number")?;
                 history = v
                     .parse()
                     .map_err(|_| format!("--history: `{v}` is not a number of events"))?;
             }
-            "-h" | "--help" => {
-                print!("{}", usage());
-                std::process::exit(0);
+            Short('h') | Long("help") => return Ok(Command::Help),
+            other => {
+                let other = other.unexpected();
+                return Err(format!("{other}\n\n{}", usage()));
             }
-            other => return Err(format!("unknown argument `{other}`\n\n{}", usage())),
         }
     }
     let addr = addr.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     let addr = addr.trim().parse().map_err(|e| {
         format!("bad address `{addr}` (expected HOST:PORT, e.g. {DEFAULT_ADDR}): {e}")
     })?;
-    Ok(Options {
+    Ok(Command::Run(Options {
         addr,
         max_runs,
         history,
-    })
+    }))
+}
+
+/// The value of option `name`, as text.
+fn value(parser: &mut lexopt::Parser, name: &str, what: &str) -> Result<String, String> {
+    let missing = || format!("{name} needs {what}\n\n{}", usage());
+    let value = parser.value().map_err(|_| missing())?;
+    value
+        .into_string()
+        .map_err(|v| format!("{name}: {v:?} is not valid text"))
 }
 
 #[tokio::main]
 async fn main() {
-    let options = match parse_options() {
-        Ok(options) => options,
+    let options = match parse_options(std::env::args_os().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            print!("{}", usage());
+            return;
+        }
         Err(message) => {
             eprintln!("demo: {message}");
             std::process::exit(2);
@@ -143,7 +153,13 @@ async fn main() {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    let hub = Hub::new(ServerConfig::default().history_size(options.history))?;
+    // Same origin: a page of another site cannot read this server's stream
+    // (cross-site WebSocket hijacking); browsers always send Origin.
+    let hub = Hub::new(
+        ServerConfig::default()
+            .history_size(options.history)
+            .same_origin(true),
+    )?;
 
     // Console logging (stderr) wrapped by the log bridge: a run's records (its thread
     // is in the run's LogScope while BacktestRunner runs it) become that run's
@@ -199,88 +215,8 @@ async fn dashboard() -> impl IntoResponse {
     )
 }
 
-/// `/ws`: the WebSocket handshake, done here with hyper's upgrade, then the connection
-/// is handed to the crate's hub (`Hub::serve`), exactly as any web application would.
-async fn websocket(State(app): State<App>, mut request: Request) -> Response {
-    let headers = request.headers();
-    if let Err(reason) = check_handshake(headers) {
-        return (StatusCode::BAD_REQUEST, reason).into_response();
-    }
-    if !same_origin(headers) {
-        // Another site's page must not read this server's stream (cross-site WebSocket
-        // hijacking); browsers always send Origin.
-        return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response();
-    }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return (StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key").into_response();
-    };
-    let accept = derive_accept_key(key.as_bytes());
-    let upgrade = hyper::upgrade::on(&mut request);
-    let hub = app.hub.clone();
-    tokio::spawn(async move {
-        match upgrade.await {
-            Ok(upgraded) => {
-                let io = TokioIo::new(upgraded);
-                let config = hub.config().websocket_config();
-                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                let end = hub.serve(ws).await;
-                log::debug!("WebSocket connection ended: {end:?}");
-            }
-            Err(error) => log::warn!("WebSocket upgrade failed: {error}"),
-        }
-    });
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    match HeaderValue::from_str(&accept) {
-        Ok(v) => {
-            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-        }
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-    response
-}
-
-fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
-    })
-}
-
-fn check_handshake(headers: &HeaderMap) -> Result<(), &'static str> {
-    if !header_has_token(headers, header::CONNECTION, "upgrade") {
-        return Err("expected a WebSocket handshake: `Connection: Upgrade` is missing");
-    }
-    if !header_has_token(headers, header::UPGRADE, "websocket") {
-        return Err("expected a WebSocket handshake: `Upgrade: websocket` is missing");
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v.as_bytes() != b"13")
-    {
-        return Err("unsupported WebSocket version (13 expected)");
-    }
-    Ok(())
-}
-
-/// No Origin (not a browser), or an Origin whose host is the Host this was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let (Ok(origin), Some(Ok(host))) = (
-        origin.to_str(),
-        headers.get(header::HOST).map(|h| h.to_str()),
-    ) else {
-        return false;
-    };
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or("");
-    origin_host.eq_ignore_ascii_case(host)
+/// `/ws`: the crate's hub answers the upgrade request (origin check, limits) and
+/// serves the connection, exactly as any web application would embed it.
+async fn websocket(State(app): State<App>, request: Request) -> impl IntoResponse {
+    app.hub.upgrade(request)
 }

@@ -157,6 +157,60 @@ pub async fn method_not_allowed() -> ApiError {
 
 /// Validates a run request; every field is optional.
 pub fn parse_request(body: &[u8]) -> Result<RunSpec, ApiError> {
+    let obj = body_object(body)?;
+    let req = Fields(&obj);
+    let id = run_id(&req)?;
+    let variant = req
+        .string("variant", 64)?
+        .unwrap_or_else(|| "vanilla".into());
+    let symbol = req.string("symbol", 32)?.unwrap_or_else(|| "EURUSD".into());
+    let timeframe = req.string("timeframe", 8)?.unwrap_or_else(|| "H1".into());
+    let interval = timeframe_interval(&timeframe).ok_or_else(|| {
+        ApiError::field(
+            "timeframe",
+            format!("unknown timeframe `{timeframe}`; use M1, M5, M15, M30, H1, H4 or D1"),
+        )
+    })?;
+    let start = req.date("start_date")?;
+    let end = req.date("end_date")?;
+    if let (Some(s), Some(e)) = (start, end) {
+        if e <= s {
+            return Err(ApiError::field("end_date", "must be after start_date"));
+        }
+    }
+    let bar_delay_us = req
+        .uint("bar_delay_us", 0, MAX_BAR_DELAY_US)?
+        .unwrap_or(DEFAULT_BAR_DELAY_US);
+    let (fast, slow) = sma_lengths(&req)?;
+    let size = req.positive("size")?.unwrap_or(10.0);
+    let cash = req.positive("cash")?.unwrap_or(10_000.0);
+    let (start_ts, end_ts) = (start.map(midnight), end.map(midnight));
+    let data = data_source(&req, start_ts, end_ts, interval, &timeframe)?;
+    let start_date = match (start, &data) {
+        (Some(d), _) => d.to_string(),
+        (None, DataSource::Synthetic { start, .. }) => start.date_string(),
+        (None, DataSource::Csv { .. }) => String::new(),
+    };
+    Ok(RunSpec {
+        id,
+        variant,
+        symbol,
+        timeframe,
+        start_date,
+        end_date: end.map(|d| d.to_string()).unwrap_or_default(),
+        start: start_ts,
+        end: end_ts,
+        data,
+        bar_delay: Duration::from_micros(bar_delay_us),
+        fast: fast as usize,
+        slow: slow as usize,
+        size,
+        cash,
+    })
+}
+
+/// The body as a JSON object (an empty body is `{}`), with only the known fields.
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -199,46 +253,29 @@ pub fn parse_request(body: &[u8]) -> Result<RunSpec, ApiError> {
             ),
         ));
     }
-    let req = Fields(&obj);
+    Ok(obj)
+}
 
-    let id = match req.string("backtest_id", 128)? {
-        Some(id) => {
-            // Ids appear in URLs (`/api/v1/backtest/{id}`): keep them plain.
-            if let Some(bad) = id
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
-            {
-                return Err(ApiError::field(
-                    "backtest_id",
-                    format!("may hold only letters, digits and - _ . : (not {bad:?})"),
-                ));
-            }
-            BacktestId::new(&id).map_err(|e| ApiError::field("backtest_id", e.to_string()))?
-        }
-        None => BacktestId::random(),
+/// `backtest_id`, or a random one.
+fn run_id(req: &Fields<'_>) -> Result<BacktestId, ApiError> {
+    let Some(id) = req.string("backtest_id", 128)? else {
+        return Ok(BacktestId::random());
     };
-    let variant = req
-        .string("variant", 64)?
-        .unwrap_or_else(|| "vanilla".into());
-    let symbol = req.string("symbol", 32)?.unwrap_or_else(|| "EURUSD".into());
-    let timeframe = req.string("timeframe", 8)?.unwrap_or_else(|| "H1".into());
-    let interval = timeframe_interval(&timeframe).ok_or_else(|| {
-        ApiError::field(
-            "timeframe",
-            format!("unknown timeframe `{timeframe}`; use M1, M5, M15, M30, H1, H4 or D1"),
-        )
-    })?;
-    let start = req.date("start_date")?;
-    let end = req.date("end_date")?;
-    if let (Some(s), Some(e)) = (start, end) {
-        if e <= s {
-            return Err(ApiError::field("end_date", "must be after start_date"));
-        }
+    // Ids appear in URLs (`/api/v1/backtest/{id}`): keep them plain.
+    if let Some(bad) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
+    {
+        return Err(ApiError::field(
+            "backtest_id",
+            format!("may hold only letters, digits and - _ . : (not {bad:?})"),
+        ));
     }
-    let bars = req.uint("bars", 1, MAX_BARS)?;
-    let bar_delay_us = req
-        .uint("bar_delay_us", 0, MAX_BAR_DELAY_US)?
-        .unwrap_or(DEFAULT_BAR_DELAY_US);
+    BacktestId::new(&id).map_err(|e| ApiError::field("backtest_id", e.to_string()))
+}
+
+/// `fast` and `slow`, the SMA lengths (`fast` < `slow`).
+fn sma_lengths(req: &Fields<'_>) -> Result<(u64, u64), ApiError> {
     let fast = req.uint("fast", 1, 100_000)?.unwrap_or(10);
     let slow = req.uint("slow", 1, 100_000)?.unwrap_or(30);
     if fast >= slow {
@@ -251,63 +288,47 @@ pub fn parse_request(body: &[u8]) -> Result<RunSpec, ApiError> {
             format!("slow ({slow}) must be greater than fast ({fast})"),
         ));
     }
-    let size = req.positive("size")?.unwrap_or(10.0);
-    let cash = req.positive("cash")?.unwrap_or(10_000.0);
-    let seed = req.uint("seed", 0, u64::MAX)?.unwrap_or(42);
-    let data_path = req.string("data_path", 4096)?;
+    Ok((fast, slow))
+}
 
-    let start_ts = start.map(midnight);
-    let end_ts = end.map(midnight);
-    let data = match data_path {
-        Some(path) => DataSource::Csv {
+/// Where the bars come from: `data_path`, or synthetic bars from `start` (or the
+/// default), `bars` of them or as many as reach `end`.
+fn data_source(
+    req: &Fields<'_>,
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+    interval: Duration,
+    timeframe: &str,
+) -> Result<DataSource, ApiError> {
+    let bars = req.uint("bars", 1, MAX_BARS)?;
+    let seed = req.uint("seed", 0, u64::MAX)?.unwrap_or(42);
+    if let Some(path) = req.string("data_path", 4096)? {
+        return Ok(DataSource::Csv {
             path: PathBuf::from(path),
             limit: bars.map(|b| b as usize),
-        },
-        None => {
-            let first = start_ts.unwrap_or_else(synthetic_start);
-            let count = match (bars, end_ts) {
-                (Some(b), _) => b,
-                (None, Some(end)) => {
-                    let span = end.unix_millis().saturating_sub(first.unix_millis()).max(0) as u128;
-                    let n = span.div_ceil(interval.as_millis().max(1)) as u64;
-                    if n > MAX_BARS {
-                        return Err(ApiError::field(
-                            "end_date",
-                            format!("the range holds {n} {timeframe} bars, more than {MAX_BARS}"),
-                        ));
-                    }
-                    n.max(1)
-                }
-                (None, None) => DEFAULT_BARS,
-            };
-            DataSource::Synthetic {
-                count: count as usize,
-                seed,
-                start: first,
-                interval,
+        });
+    }
+    let first = start.unwrap_or_else(synthetic_start);
+    let count = match (bars, end) {
+        (Some(b), _) => b,
+        (None, Some(end)) => {
+            let span = end.unix_millis().saturating_sub(first.unix_millis()).max(0) as u128;
+            let n = span.div_ceil(interval.as_millis().max(1)) as u64;
+            if n > MAX_BARS {
+                return Err(ApiError::field(
+                    "end_date",
+                    format!("the range holds {n} {timeframe} bars, more than {MAX_BARS}"),
+                ));
             }
+            n.max(1)
         }
+        (None, None) => DEFAULT_BARS,
     };
-    let start_date = match (start, &data) {
-        (Some(d), _) => d.to_string(),
-        (None, DataSource::Synthetic { start, .. }) => start.date_string(),
-        (None, DataSource::Csv { .. }) => String::new(),
-    };
-    Ok(RunSpec {
-        id,
-        variant,
-        symbol,
-        timeframe,
-        start_date,
-        end_date: end.map(|d| d.to_string()).unwrap_or_default(),
-        start: start_ts,
-        end: end_ts,
-        data,
-        bar_delay: Duration::from_micros(bar_delay_us),
-        fast: fast as usize,
-        slow: slow as usize,
-        size,
-        cash,
+    Ok(DataSource::Synthetic {
+        count: count as usize,
+        seed,
+        start: first,
+        interval,
     })
 }
 

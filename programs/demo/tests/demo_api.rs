@@ -1,8 +1,6 @@
 //! The demo's REST API over real HTTP: the demo binary on 127.0.0.1:0.
-#![cfg(all(feature = "server", feature = "csv"))]
 
 mod demo_support;
-mod examples_support;
 
 use std::time::Duration;
 
@@ -189,6 +187,8 @@ fn the_dashboard_and_the_websocket_route_are_served() {
 
 #[tokio::test]
 async fn a_page_of_another_site_cannot_open_the_stream() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -198,12 +198,18 @@ async fn a_page_of_another_site_cannot_open_the_stream() {
     request
         .headers_mut()
         .insert("Origin", HeaderValue::from_static("http://evil.example"));
-    let refused = tokio_tungstenite::connect_async(request).await;
-    match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 403)
+    // PROTOCOL.md, "Closing": refused by the origin check, the connection is closed
+    // with 1008 before anything is read or sent (a page can read a close code, not an
+    // HTTP status).
+    let (mut refused, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the upgrade completes, then the close says why");
+    match tokio::time::timeout(Duration::from_secs(10), refused.next()).await {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => {
+            assert_eq!(u16::from(frame.code), 1008);
+            assert_eq!(frame.reason.as_str(), "origin not allowed");
         }
-        other => panic!("a cross-origin handshake must be refused, got {other:?}"),
+        other => panic!("a cross-origin connection must be closed with 1008, got {other:?}"),
     }
     // The page's own origin is welcome.
     let mut request = url.as_str().into_client_request().expect("a request");

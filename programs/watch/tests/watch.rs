@@ -1,132 +1,27 @@
-//! The terminal watcher (`examples/watch.rs`) and `examples/backtest.rs --ws`, run as
-//! real processes against real servers on 127.0.0.1.
-#![cfg(feature = "server")]
+//! The terminal watcher run as a real process against real servers on 127.0.0.1.
 
+// The library's test helpers, shared by path: a real server and real clients, and a
+// process whose output is collected as it comes.
+#[path = "../../../tests/process_support/mod.rs"]
+mod process_support;
+#[path = "../../../tests/server_support/mod.rs"]
 mod server_support;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backtest_stream::server::{Server, ServerConfig};
 use backtest_stream::wire::{BacktestComplete, Event, LogEntry, LogLevel, Topic};
-use futures::StreamExt;
 use server_support::{TestServer, id, progress, start, ts};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::Message;
 
-mod examples_support;
-use examples_support::example;
-
-/// How long a test waits for a child process to show something.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A child process whose stdout is collected line by line as it comes.
-struct Watched {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Watched {
-    fn spawn(mut command: Command) -> Self {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the example");
-        let stdout = collect(child.stdout.take().expect("piped stdout"));
-        let stderr = collect(child.stderr.take().expect("piped stderr"));
-        Self {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        self.stdout.lock().expect("stdout lock").clone()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr lock").clone()
-    }
-
-    /// Waits (polling, without blocking the runtime for long) until stdout holds `text`.
-    async fn wait_for(&mut self, text: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.stdout().contains(text) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the reader thread catch the last lines.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                assert!(
-                    self.stdout().contains(text),
-                    "the watcher ended ({status}) without printing {text:?}\nstdout:\n{}\nstderr:\n{}",
-                    self.stdout(),
-                    self.stderr()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} within {WAIT:?}\nstdout:\n{}\nstderr:\n{}",
-                self.stdout(),
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits for the process to end; its exit status.
-    async fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "the process did not end within {WAIT:?}\nstdout:\n{}\nstderr:\n{}",
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&text);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            let mut text = sink.lock().expect("output lock");
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
-    text
-}
+use process_support::{WAIT, Watched};
 
 fn watcher(url: &str, extra: &[&str]) -> Watched {
-    let mut command = Command::new(example("watch"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_watch"));
     command.arg(url).args(extra);
     Watched::spawn(command)
 }
@@ -512,92 +407,4 @@ async fn watcher_reloads_state_after_the_server_restarts() {
     assert!(!out.contains("complete before-restart"), "{out}");
     let _ = stop.send(());
     let _ = task.await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backtest_ws_streams_the_run_and_keeps_stdout_json_lines() {
-    let mut command = Command::new(example("backtest"));
-    command.args([
-        "--ws",
-        "127.0.0.1:0",
-        "--linger",
-        "5",
-        "--bars",
-        "1500",
-        "--every",
-        "50",
-        "--bar-delay-us",
-        "1000",
-        "--id",
-        "ws-run",
-    ]);
-    let mut backtest = Watched::spawn(command);
-
-    // The first stderr line is the server's URL.
-    let deadline = Instant::now() + WAIT;
-    let url = loop {
-        if let Some(line) = backtest.stderr().lines().next() {
-            break line.to_string();
-        }
-        assert!(Instant::now() < deadline, "no URL on stderr");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(
-        url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
-        "{url:?}"
-    );
-
-    let (mut client, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .expect("connect to the backtest's server");
-    server_support::send(
-        &mut client,
-        r#"{"action":"subscribe","topic":"backtest","snapshot":true}"#,
-    )
-    .await;
-    let mut received = Vec::new();
-    let ws_final = loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("an event within the wait")
-            .expect("connection open")
-            .expect("valid frame");
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let frame: serde_json::Value = serde_json::from_str(&text).expect("JSON frame");
-        if frame["type"] == "subscription_confirmed" {
-            continue;
-        }
-        let event = Event::from_json(&text).expect("an event frame");
-        assert_eq!(event.backtest_id().map(|i| i.as_str()), Some("ws-run"));
-        received.push(event.kind());
-        if let Event::BacktestComplete(c) = event {
-            break c.final_balance;
-        }
-    };
-    assert_eq!(
-        received[0],
-        backtest_stream::wire::EventKind::BacktestStart,
-        "{received:?}"
-    );
-    assert!(received.contains(&backtest_stream::wire::EventKind::BacktestProgress));
-
-    let status = backtest.wait_exit().await;
-    assert!(status.success(), "exit {status}\n{}", backtest.stderr());
-    let stdout = backtest.stdout();
-    let events: Vec<Event> = stdout
-        .lines()
-        .map(|line| Event::from_json(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
-        .collect();
-    assert!(matches!(events.first(), Some(Event::BacktestStart(_))));
-    let Some(Event::BacktestComplete(last)) = events.last() else {
-        panic!("the last line is not backtest_complete: {stdout}");
-    };
-    assert_eq!(last.final_balance, ws_final);
-    assert!(
-        backtest.stderr().contains("serving ws://"),
-        "{}",
-        backtest.stderr()
-    );
 }

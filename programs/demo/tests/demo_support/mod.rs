@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// The demo example's binary, (re)built for this test's profile and features.
+/// The demo's binary, built by cargo for this test.
 pub fn demo_binary() -> PathBuf {
-    crate::examples_support::example("demo")
+    PathBuf::from(env!("CARGO_BIN_EXE_demo"))
 }
 
 /// The demo, running; killed when dropped.
