@@ -15,7 +15,7 @@ pub enum LagPolicy {
     /// the next event it gets. The terminal event of a run still reaches it.
     #[default]
     Notify,
-    /// Close the client with code 1008 (`client too slow`) as soon as its queue
+    /// Close the client with code 4001 (`client too slow`) as soon as its queue
     /// overflows.
     Disconnect,
 }
@@ -90,6 +90,11 @@ pub struct ServerConfig {
     /// application served), and refuse every other `Origin` that is not listed in
     /// [`allowed_origins`](Self::allowed_origins) (default `false`). A request without
     /// `Origin` (not a browser) is still accepted when the list is empty.
+    ///
+    /// This stops another site's page, not a DNS-rebinding one: a page whose own host
+    /// name was made to resolve to this server sends an `Origin` and a `Host` that agree.
+    /// A server reachable by browsers on a trusted address (localhost, a private network)
+    /// should name its origins in [`allowed_origins`](Self::allowed_origins) instead.
     pub same_origin: bool,
     /// Decides at each handshake whether to accept the client (default: accept all).
     pub handshake_hook: Option<HandshakeHook>,

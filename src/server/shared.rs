@@ -138,7 +138,6 @@ impl Shared {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    bump(&self.counters.connections_accepted);
                     return Some(Slot {
                         shared: Arc::clone(self),
                         id: self.next_id.fetch_add(1, Ordering::Relaxed),

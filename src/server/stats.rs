@@ -60,7 +60,7 @@ pub struct DroppedFrames {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectionEvents {
-    /// Connections accepted since the start.
+    /// Connections served since the start (admitted, and their upgrade completed).
     pub accepted: u64,
     /// Refused with 1013 because `max_connections` were open.
     pub refused_max_connections: u64,
@@ -85,7 +85,8 @@ pub struct ConnectionEvents {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerStats {
-    /// Connections open now.
+    /// Connections open now, counting those admitted and completing their upgrade (a
+    /// slot is taken when the upgrade request is admitted).
     pub connections: u64,
     /// Connections subscribed to each topic now (topics nobody subscribes to are absent).
     pub subscriptions: BTreeMap<Topic, usize>,

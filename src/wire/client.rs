@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::wire::id::BacktestId;
@@ -319,13 +319,63 @@ impl<'de> Visitor<'de> for LooseVisitor {
     fn visit_string<E>(self, v: String) -> Result<Loose, E> {
         Ok(Loose::Str(v))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Loose, A::Error> {
+        SkipVisitor.visit_seq(seq)?;
         Ok(Loose::Array)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Loose, A::Error> {
+        SkipVisitor.visit_map(map)?;
         Ok(Loose::Object)
+    }
+}
+
+/// A value read to its end and dropped. Unlike serde's `IgnoredAny`, it reads every part
+/// as a value (numbers in range, strings valid, nesting within the parser's limit), so
+/// that a message holding invalid JSON anywhere is `NotJson`, whatever key it is under.
+struct Skipped;
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skipped;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_none<E>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
+        while seq.next_element::<Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skipped, A::Error> {
+        while map.next_entry::<Skipped, Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+}
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
     }
 }
 
@@ -404,7 +454,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 Key::Epoch => &mut fields.epoch,
                 Key::Snapshot => &mut fields.snapshot,
                 Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skipped>()?;
                     continue;
                 }
             };
@@ -528,6 +578,29 @@ mod tests {
                 reason: "1.5 is not a non-negative integer".into()
             })
         );
+    }
+
+    #[test]
+    fn invalid_json_anywhere_is_not_json() {
+        let deep = format!(
+            r#"{{"action":"ping","x":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for text in [
+            r#"{"action":"ping","x":1e400}"#,
+            r#"{"action":"ping","x":"\ud800"}"#,
+            r#"{"action":"ping","x":{"y":[1e400]}}"#,
+            "[1e400]",
+            r#"{"action":"subscribe","topic":[1e400]}"#,
+            &deep,
+        ] {
+            assert!(
+                matches!(ClientMessage::parse(text), Err(BadRequest::NotJson(_))),
+                "{text}: {:?}",
+                ClientMessage::parse(text)
+            );
+        }
     }
 
     #[test]

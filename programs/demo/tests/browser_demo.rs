@@ -7,155 +7,23 @@
 //! `LATE_JOINER_SCREENSHOT=PATH` saves the page opened mid-run to PATH.
 #![cfg(unix)]
 
+mod browser_support;
 mod demo_support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use browser_support::{
+    BUDGET, Browser, TestResult, badge_state, read_cards, read_run_chart, start_slow_run,
+    wait_for_error_box, wait_live, wait_until,
+};
 use demo_support::Demo;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-const REQUIRE_ENV: &str = "BACKTEST_STREAM_REQUIRE_BROWSER";
 const SCREENSHOT_ENV: &str = "UPDATE_DASHBOARD_SCREENSHOT";
 const LATE_SCREENSHOT_ENV: &str = "LATE_JOINER_SCREENSHOT";
-
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
-
-fn find_in_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
-
-/// chromedriver, in a process group of its own with the Chromium it starts; the whole
-/// group is killed when dropped, so a test that fails half-way leaves no browser behind.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start(binary: &Path) -> Driver {
-        // A free port: bind port 0, read it, release it for chromedriver.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(binary)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let mut driver = Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = driver.child.try_wait() {
-                panic!("chromedriver exited at start: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        driver
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // The group's id is chromedriver's pid (`process_group(0)`).
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Headless Chromium through chromedriver, with a fresh profile.
-struct Browser {
-    client: Client,
-    driver: Driver,
-    profile: PathBuf,
-}
-
-impl Browser {
-    /// `None` (after saying why, past the test harness's capture) when Chromium or
-    /// chromedriver is missing and the environment does not require them.
-    async fn start(name: &str) -> Option<Browser> {
-        let chromium = find_in_path(&["chromium", "chromium-browser", "google-chrome"]);
-        let chromedriver = find_in_path(&["chromedriver"]);
-        let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
-            let message = "browser test skipped: `chromium` and `chromedriver` are not both on \
-                           the PATH (Debian: apt-get install chromium chromium-driver)";
-            if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-                panic!("{message}, and {REQUIRE_ENV}=1 requires them");
-            }
-            // Straight to stderr: libtest captures only the print macros.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "{name}: {message}");
-            return None;
-        };
-        let driver = Driver::start(&chromedriver);
-        let profile = std::env::temp_dir().join(format!(
-            "backtest-stream-chromium-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).expect("a temp profile directory");
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1440,1180", "--hide-scrollbars",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("a WebDriver session with headless Chromium");
-        Some(Browser {
-            client,
-            driver,
-            profile,
-        })
-    }
-
-    /// Ends the session, chromedriver and the profile, then reports the outcome.
-    async fn finish(self, outcome: Result<TestResult, tokio::time::error::Elapsed>) {
-        let _ = self.client.close().await;
-        drop(self.driver);
-        let _ = std::fs::remove_dir_all(&self.profile);
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => panic!("{error}"),
-            Err(_) => panic!("the browser test took more than {BUDGET:?}"),
-        }
-    }
-}
-
-const BUDGET: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_started_from_the_form_finish_side_by_side() {
@@ -196,35 +64,6 @@ async fn a_page_opened_after_the_history_wrapped_fills_the_rest_from_the_snapsho
     let demo = Demo::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), &["--history", "100"]);
     let outcome = tokio::time::timeout(BUDGET, short_history(&browser.client, &demo)).await;
     browser.finish(outcome).await;
-}
-
-async fn wait_live(client: &Client) -> TestResult {
-    wait_until(
-        client,
-        "the WebSocket is live",
-        Duration::from_secs(30),
-        || async {
-            let state = client
-                .execute(
-                    "const b = document.querySelector('#connection-status');
-                 return b.getAttribute('data-state') + ' ' + b.textContent.trim();",
-                    vec![],
-                )
-                .await?;
-            Ok(state.as_str() == Some("open Live"))
-        },
-    )
-    .await
-}
-
-async fn badge_state(client: &Client) -> TestResult<String> {
-    let state = client
-        .execute(
-            "return document.querySelector('#connection-status').getAttribute('data-state');",
-            vec![],
-        )
-        .await?;
-    Ok(state.as_str().unwrap_or_default().to_owned())
 }
 
 /// The demo stops and starts again on the same address: the page shows it is offline,
@@ -338,13 +177,17 @@ async fn late_joiner(client: &Client, demo: &Demo) -> TestResult {
     if let Some(path) = std::env::var_os(LATE_SCREENSHOT_ENV) {
         std::fs::write(path, client.screenshot().await?)?;
     }
+    follow_to_completion(client, ID).await
+}
 
-    // Let the run finish: the chart then covers the whole run, in bars order, once each;
-    // the bar reached 100 % without moving backwards on the way (checked by sampling).
+/// Lets run `id` finish on the page: the chart then covers the whole run, in bars
+/// order, once each; the bar reached 100 % without moving backwards on the way (checked
+/// by sampling).
+async fn follow_to_completion(client: &Client, id: &str) -> TestResult {
     let mut last_progress = 0.0;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        card = read().await?;
+        let card = read_run_chart(client, id).await?;
         let progress = card["progress"].as_f64().unwrap_or(0.0);
         assert!(
             progress >= last_progress,
@@ -361,9 +204,11 @@ async fn late_joiner(client: &Client, demo: &Demo) -> TestResult {
     }
     let points = client
         .execute(
-            r#"const c = document.querySelector('.run-card[data-backtest-id="late-joiner"] canvas.pnl-chart');
+            r#"const c = [...document.querySelectorAll('.run-card')]
+                 .find((card) => card.getAttribute('data-backtest-id') === arguments[0])
+                 .querySelector('canvas.pnl-chart');
                return Number(c.getAttribute('data-points'));"#,
-            vec![],
+            vec![json!(id)],
         )
         .await?
         .as_u64()
@@ -438,58 +283,6 @@ async fn short_history(client: &Client, demo: &Demo) -> TestResult {
     Ok(())
 }
 
-/// Starts a run of 5,000 bars at 3 ms a bar (about 15 s) through the API and waits
-/// until it has reached `min_progress` %, still running; returns its progress then.
-async fn start_slow_run(demo: &Demo, id: &str, min_progress: f64) -> TestResult<f64> {
-    let (status, reply) = demo.post(
-        "/api/v1/backtest/run",
-        &format!(r#"{{"backtest_id":"{id}","bars":5000,"bar_delay_us":3000,"fast":5,"slow":20}}"#),
-    );
-    assert_eq!(status, 202, "{reply}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, run) = demo.get(&format!("/api/v1/backtest/{id}"));
-        let progress = run["progress"].as_f64().unwrap_or(0.0);
-        if progress >= min_progress {
-            assert_eq!(
-                run["status"], "running",
-                "the run ended before the page opened: {run}"
-            );
-            return Ok(progress);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("the run did not reach {min_progress} % in 60 s: {run}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A run card's status, progress, chart (through its test hooks) and log seqs, and
-/// how many lagged notices the page shows; `null` while the card does not exist.
-async fn read_run_chart(client: &Client, id: &str) -> TestResult<Value> {
-    let value = client
-        .execute(
-            r#"const card = [...document.querySelectorAll('.run-card')]
-                 .find((c) => c.getAttribute('data-backtest-id') === arguments[0]);
-               if (!card) return null;
-               const canvas = card.querySelector('canvas.pnl-chart');
-               return {
-                 status: card.getAttribute('data-status'),
-                 progress: Number(card.querySelector('.progress-bar').getAttribute('data-progress')),
-                 started: card.querySelector('.meta .started') != null,
-                 points: Number(canvas.getAttribute('data-points') || 0),
-                 firstBar: Number(canvas.getAttribute('data-first-bar') || -1),
-                 lastBar: Number(canvas.getAttribute('data-last-bar') || -1),
-                 seqs: [...card.querySelectorAll('.log-line')].map((l) => Number(l.getAttribute('data-seq'))),
-                 lagged: document.querySelectorAll('.lagged-notice').length,
-                 historyMissed: document.body.getAttribute('data-history-missed'),
-               };"#,
-            vec![json!(id)],
-        )
-        .await?;
-    Ok(value)
-}
-
 /// The runs: (id, form values).
 const RUNS: [(&str, &[(&str, &str)]); 2] = [
     (
@@ -516,61 +309,77 @@ const RUNS: [(&str, &[(&str, &str)]); 2] = [
     ),
 ];
 
+/// Two runs started from the form finish side by side; their cards show the results
+/// the REST API has, and their own log lines; a reload and a failed run show too.
 async fn drive(client: &Client, demo: &Demo) -> TestResult {
     client.goto(&format!("{}/", demo.base)).await?;
     // Subscribed: the badge says Live once the server confirmed the subscription.
-    wait_until(
-        client,
-        "the WebSocket is live",
-        Duration::from_secs(30),
-        || async {
-            let state = client
-                .execute(
-                    "const b = document.querySelector('#connection-status');
-                 return b.getAttribute('data-state') + ' ' + b.textContent.trim();",
-                    vec![],
-                )
-                .await?;
-            Ok(state.as_str() == Some("open Live"))
-        },
-    )
-    .await?;
-
+    wait_live(client).await?;
     for (id, fields) in RUNS {
-        let form = client.find(Locator::Css("#run-form")).await?;
-        for (name, value) in fields.iter().chain([("backtest_id", id)].iter()) {
-            let input = form.find(Locator::Css(&format!("[name='{name}']"))).await?;
-            input.clear().await?;
-            input.send_keys(value).await?;
-        }
-        client
-            .find(Locator::Css("#start-run"))
-            .await?
-            .click()
-            .await?;
-        let expected = format!("Started {id}");
-        wait_until(
-            client,
-            "the form confirms the start",
-            Duration::from_secs(10),
-            || {
-                let expected = expected.clone();
-                async move {
-                    let ok = client
-                        .execute(
-                            "const e = document.querySelector('#form-ok');
-                         return e.hidden ? '' : e.textContent;",
-                            vec![],
-                        )
-                        .await?;
-                    Ok(ok.as_str() == Some(expected.as_str()))
-                }
-            },
+        start_from_the_form(client, id, fields).await?;
+    }
+    wait_until_both_complete(client).await?;
+    // Let the last frame render (flushes are coalesced per animation frame).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let balances = check_finished_cards(client, demo).await?;
+
+    // No error notice, and no backtest_error on the page.
+    let errors = client
+        .execute(
+            "return document.querySelectorAll('.error-box, .server-error-notice').length;",
+            vec![],
         )
         .await?;
+    assert_eq!(errors, json!(0));
+    if std::env::var(SCREENSHOT_ENV).is_ok_and(|v| v == "1") {
+        let png = client.screenshot().await?;
+        // The repository's docs/, two levels above this program's crate.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dashboard.png");
+        std::fs::write(&path, png)?;
+        eprintln!("saved {}", path.display());
     }
+    check_reload(client, &balances).await?;
+    check_failed_run(client, demo).await
+}
 
-    // Both run side by side: seen running with some progress before finishing.
+/// Fills the form with `fields` and the id, starts the run, and waits for the form's
+/// confirmation.
+async fn start_from_the_form(client: &Client, id: &str, fields: &[(&str, &str)]) -> TestResult {
+    let form = client.find(Locator::Css("#run-form")).await?;
+    for (name, value) in fields.iter().chain([("backtest_id", id)].iter()) {
+        let input = form.find(Locator::Css(&format!("[name='{name}']"))).await?;
+        input.clear().await?;
+        input.send_keys(value).await?;
+    }
+    client
+        .find(Locator::Css("#start-run"))
+        .await?
+        .click()
+        .await?;
+    let expected = format!("Started {id}");
+    wait_until(
+        client,
+        "the form confirms the start",
+        Duration::from_secs(10),
+        || {
+            let expected = expected.clone();
+            async move {
+                let ok = client
+                    .execute(
+                        "const e = document.querySelector('#form-ok');
+                     return e.hidden ? '' : e.textContent;",
+                        vec![],
+                    )
+                    .await?;
+                Ok(ok.as_str() == Some(expected.as_str()))
+            }
+        },
+    )
+    .await
+}
+
+/// Both runs side by side: seen running with some progress before finishing.
+async fn wait_until_both_complete(client: &Client) -> TestResult {
     let mut seen_partial = [false, false];
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -602,9 +411,12 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
         seen_partial.iter().any(|s| *s),
         "a run was seen in progress on the page before it finished"
     );
+    Ok(())
+}
 
-    // Let the last frame render (flushes are coalesced per animation frame).
-    tokio::time::sleep(Duration::from_millis(400)).await;
+/// Each finished card: 100 %, the final balance the REST API has, and a log pane with
+/// this run's lines only, its trades among them. Returns the balances.
+async fn check_finished_cards(client: &Client, demo: &Demo) -> TestResult<Vec<f64>> {
     let cards = read_cards(client).await?;
     assert_eq!(cards.len(), RUNS.len(), "one card per run: {cards:#?}");
     let mut balances = Vec::new();
@@ -635,49 +447,39 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
             "{card}"
         );
         balances.push(expected);
-
-        // The log pane: lines of this run only, with its trades.
-        let lines = card["logs"].as_array().ok_or("no log lines")?;
-        let trades = rest["results"]["total_trades"].as_u64().unwrap_or(0);
-        assert!(trades > 0, "the run traded: {rest}");
-        assert!(!lines.is_empty(), "the log pane of {id} shows lines");
-        for line in lines {
-            assert_eq!(
-                line["id"], id,
-                "a line of another run in {id}'s pane: {line}"
-            );
-        }
-        let trade_lines = lines
-            .iter()
-            .filter(|l| {
-                l["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("Trade executed"))
-            })
-            .count();
-        assert!(trade_lines > 0, "{id}'s pane shows its trades: {lines:?}");
+        check_log_pane(id, card, &rest)?;
     }
     assert_ne!(balances[0], balances[1], "two different runs");
+    Ok(balances)
+}
 
-    // No error notice, and no backtest_error on the page.
-    let errors = client
-        .execute(
-            "return document.querySelectorAll('.error-box, .server-error-notice').length;",
-            vec![],
-        )
-        .await?;
-    assert_eq!(errors, json!(0));
-
-    if std::env::var(SCREENSHOT_ENV).is_ok_and(|v| v == "1") {
-        let png = client.screenshot().await?;
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
-        std::fs::create_dir_all(path.parent().ok_or("docs/")?)?;
-        std::fs::write(&path, png)?;
-        eprintln!("saved {}", path.display());
+/// The log pane of run `id`: lines of this run only, with its trades.
+fn check_log_pane(id: &str, card: &Value, rest: &Value) -> TestResult {
+    let lines = card["logs"].as_array().ok_or("no log lines")?;
+    let trades = rest["results"]["total_trades"].as_u64().unwrap_or(0);
+    assert!(trades > 0, "the run traded: {rest}");
+    assert!(!lines.is_empty(), "the log pane of {id} shows lines");
+    for line in lines {
+        assert_eq!(
+            line["id"], id,
+            "a line of another run in {id}'s pane: {line}"
+        );
     }
+    let trade_lines = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Trade executed"))
+        })
+        .count();
+    assert!(trade_lines > 0, "{id}'s pane shows its trades: {lines:?}");
+    Ok(())
+}
 
-    // A reload: the page rebuilds both finished runs from the hub's snapshot and the
-    // REST listing, with the same results.
+/// A reload: the page rebuilds both finished runs from the hub's snapshot and the REST
+/// listing, with the same results.
+async fn check_reload(client: &Client, balances: &[f64]) -> TestResult {
     client.refresh().await?;
     wait_until(
         client,
@@ -694,7 +496,7 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
     )
     .await?;
     let cards = read_cards(client).await?;
-    for ((id, _), expected) in RUNS.iter().zip(&balances) {
+    for ((id, _), expected) in RUNS.iter().zip(balances) {
         let card = cards
             .iter()
             .find(|c| c["id"] == *id)
@@ -705,8 +507,11 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
             .ok_or("balance")?;
         assert_eq!(shown, *expected, "{id} after a reload");
     }
+    Ok(())
+}
 
-    // A run that fails (a CSV that is not bars) shows its backtest_error on its card.
+/// A run that fails (a CSV that is not bars) shows its backtest_error on its card.
+async fn check_failed_run(client: &Client, demo: &Demo) -> TestResult {
     let bad_csv = std::env::temp_dir().join(format!("browser-demo-bad-{}.csv", std::process::id()));
     std::fs::write(&bad_csv, "not,bars\n1,2\n")?;
     let body = json!({ "backtest_id": "browser-broken", "data_path": bad_csv }).to_string();
@@ -720,75 +525,4 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
         "the error box says why: {message:?}"
     );
     Ok(())
-}
-
-async fn wait_for_error_box(client: &Client) -> TestResult<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = client
-            .execute(
-                "const e = document.querySelector(
-                   '.run-card[data-backtest-id=\"browser-broken\"][data-status=\"error\"] .error-box .error-message');
-                 return e ? e.textContent : null;",
-                vec![],
-            )
-            .await?;
-        if let Value::String(text) = text {
-            return Ok(text);
-        }
-        if Instant::now() >= deadline {
-            return Err("the failed run's error box did not appear within 30 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// What the page shows of each run card, read through the page's stable hooks.
-async fn read_cards(client: &Client) -> TestResult<Vec<Value>> {
-    let value = client
-        .execute(
-            r#"return [...document.querySelectorAll('#runs .run-card')].map((card) => {
-                 const balance = card.querySelector('.results .result-final-balance');
-                 return {
-                   id: card.getAttribute('data-backtest-id'),
-                   status: card.getAttribute('data-status'),
-                   progress: card.querySelector('.progress-bar').getAttribute('data-progress'),
-                   progressText: card.querySelector('.progress-text').textContent,
-                   finalBalance: balance ? balance.getAttribute('data-value') : null,
-                   finalBalanceText: balance ? balance.textContent : null,
-                   logs: [...card.querySelectorAll('.log-line')].map((l) => ({
-                     id: l.getAttribute('data-backtest-id'),
-                     message: l.querySelector('.log-msg').textContent,
-                   })),
-                 };
-               });"#,
-            vec![],
-        )
-        .await?;
-    match value {
-        Value::Array(cards) => Ok(cards),
-        other => Err(format!("unexpected cards: {other}").into()),
-    }
-}
-
-async fn wait_until<F, Fut>(
-    _client: &Client,
-    what: &str,
-    timeout: Duration,
-    mut check: F,
-) -> TestResult
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = TestResult<bool>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("timed out after {timeout:?} waiting until {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

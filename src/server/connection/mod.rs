@@ -18,6 +18,7 @@ use crate::server::admission::Verdict;
 use crate::server::hub::Hub;
 use crate::server::queue::ClientQueue;
 use crate::server::shared::{Command, Slot};
+use crate::server::stats::bump;
 use crate::wire::CloseCode;
 
 /// How long to wait for the client's answer to our close frame.
@@ -106,6 +107,7 @@ async fn serve<S>(hub: &Hub, ws: WebSocketStream<S>, slot: Slot) -> ConnectionEn
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    bump(&hub.shared.counters.connections_accepted);
     let queue = Arc::new(ClientQueue::new(hub.config().queue_capacity));
     hub.command(Command::Register {
         id: slot.id,
