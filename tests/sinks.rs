@@ -130,11 +130,13 @@ fn a_full_json_lines_queue_drops_and_counts_without_blocking() {
         JsonLinesConfig {
             capacity: 4,
             overflow: OverflowPolicy::Drop,
+            ..JsonLinesConfig::default()
         },
     );
+    // Progress gives way; a run's terminal event would wait for room instead (below).
     let envelope = backtest_stream::wire::Envelope::new(
         Topic::BACKTEST,
-        Event::from_json(include_str!("fixtures/seed_backtest_error.json")).unwrap(),
+        Event::from_json(include_str!("fixtures/seed_backtest_progress.json")).unwrap(),
     );
     let mut full = 0;
     for _ in 0..100 {
@@ -152,6 +154,87 @@ fn a_full_json_lines_queue_drops_and_counts_without_blocking() {
     }
     sink.flush().unwrap();
     assert_eq!(sink.stats().written + sink.stats().dropped, 100);
+}
+
+#[test]
+fn a_terminal_event_waits_for_room_in_a_full_json_lines_queue_and_is_written() {
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let sink = Arc::new(JsonLinesSink::with_config(
+        Gate(gate.clone()),
+        JsonLinesConfig {
+            capacity: 2,
+            overflow: OverflowPolicy::Drop,
+            terminal_wait: std::time::Duration::from_secs(30),
+        },
+    ));
+    let progress = backtest_stream::wire::Envelope::new(
+        Topic::BACKTEST,
+        Event::from_json(include_str!("fixtures/seed_backtest_progress.json")).unwrap(),
+    );
+    let error = backtest_stream::wire::Envelope::new(
+        Topic::BACKTEST,
+        Event::from_json(include_str!("fixtures/seed_backtest_error.json")).unwrap(),
+    );
+    // The writer takes a first line and blocks on the destination; then the queue
+    // fills up.
+    sink.publish(&progress).expect("room for the first line");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut refused = 0;
+    for _ in 1..20 {
+        refused += u64::from(sink.publish(&progress).is_err());
+    }
+    assert!(refused > 0, "the queue filled up");
+    let publisher = {
+        let sink = Arc::clone(&sink);
+        std::thread::spawn(move || sink.publish(&error))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !publisher.is_finished(),
+        "the terminal event waits for room"
+    );
+    {
+        let (open, cv) = &*gate;
+        *open.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    publisher
+        .join()
+        .unwrap()
+        .expect("the terminal event got room");
+    sink.flush().unwrap();
+    let stats = sink.stats();
+    assert_eq!(stats.dropped, refused, "only progress gave way: {stats:?}");
+    assert_eq!(stats.written, 20 - refused + 1, "{stats:?}");
+}
+
+#[test]
+fn a_terminal_event_that_never_gets_room_is_dropped_and_counted_after_its_wait() {
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let sink = JsonLinesSink::with_config(
+        Gate(gate.clone()),
+        JsonLinesConfig {
+            capacity: 1,
+            overflow: OverflowPolicy::Drop,
+            terminal_wait: std::time::Duration::from_millis(50),
+        },
+    );
+    let error = backtest_stream::wire::Envelope::new(
+        Topic::BACKTEST,
+        Event::from_json(include_str!("fixtures/seed_backtest_error.json")).unwrap(),
+    );
+    let outcomes: Vec<_> = (0..5).map(|_| sink.publish(&error)).collect();
+    assert!(
+        outcomes
+            .iter()
+            .any(|r| matches!(r, Err(SinkError::Full { capacity: 1 }))),
+        "{outcomes:?}"
+    );
+    let dropped = outcomes.iter().filter(|r| r.is_err()).count() as u64;
+    assert_eq!(sink.stats().dropped, dropped);
+    let (open, cv) = &*gate;
+    *open.lock().unwrap() = true;
+    cv.notify_all();
 }
 
 #[test]

@@ -76,6 +76,15 @@ pub struct ServerConfig {
     /// Events the publishers may have in flight to the hub (default 65,536); a publish
     /// beyond that fails with `SinkError::Full` and is counted.
     pub publish_queue_capacity: usize,
+    /// Room of the publish queue kept for the runs' terminal events (default 4,096),
+    /// beyond [`publish_queue_capacity`](Self::publish_queue_capacity): a burst of
+    /// progress and log lines never leaves a `backtest_complete` or `backtest_error`
+    /// without room.
+    pub terminal_reserve: usize,
+    /// How long a terminal event waits for room when even the reserve is full (default
+    /// 5 s); the publishing thread sleeps meanwhile, so publish terminal events from a
+    /// backtest's thread, not from async code.
+    pub terminal_wait: Duration,
     /// How often each client is pinged (default 20 s).
     pub ping_interval: Duration,
     /// How long a pinged client may take to show a sign of life before it is dropped
@@ -118,6 +127,11 @@ pub struct ServerConfig {
     /// burst keeps about this much: 16 KiB costs no measurable throughput against
     /// 32 KiB (same server CPU per frame) and a third less memory at 1,000 clients.
     pub write_buffer_size: usize,
+    /// The most a connection's write buffer may ever hold (default 64 MiB): its write
+    /// buffer, the frame being written, and the pongs it owes a client that pings. The
+    /// largest frame a client can be sent is this less
+    /// [`write_buffer_size`](Self::write_buffer_size); a larger one ends the connection.
+    pub max_write_buffer_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +149,8 @@ impl Default for ServerConfig {
             snapshot_runs: 256,
             snapshot_bytes: 64 << 20,
             publish_queue_capacity: 65_536,
+            terminal_reserve: 4_096,
+            terminal_wait: Duration::from_secs(5),
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(20),
             allowed_origins: Vec::new(),
@@ -145,6 +161,7 @@ impl Default for ServerConfig {
             write_stall_timeout: Duration::from_secs(30),
             read_buffer_size: 1024,
             write_buffer_size: 16 * 1024,
+            max_write_buffer_size: 64 << 20,
         }
     }
 }
@@ -220,6 +237,16 @@ impl ServerConfig {
         self.publish_queue_capacity = events.max(1);
         self
     }
+    /// Sets [`terminal_reserve`](Self::terminal_reserve).
+    pub fn terminal_reserve(mut self, events: usize) -> Self {
+        self.terminal_reserve = events;
+        self
+    }
+    /// Sets [`terminal_wait`](Self::terminal_wait).
+    pub fn terminal_wait(mut self, wait: Duration) -> Self {
+        self.terminal_wait = wait;
+        self
+    }
     /// Sets [`ping_interval`](Self::ping_interval).
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval;
@@ -275,6 +302,12 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`max_write_buffer_size`](Self::max_write_buffer_size).
+    pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.max_write_buffer_size = bytes;
+        self
+    }
+
     /// The tungstenite configuration for each connection: small read buffer, bounded
     /// write buffer, the message size limit.
     pub fn websocket_config(&self) -> WebSocketConfig {
@@ -282,6 +315,7 @@ impl ServerConfig {
         WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_size.max(64))
             .write_buffer_size(write)
+            .max_write_buffer_size(self.max_write_buffer_size.max(write.saturating_add(1)))
             // The write buffer grows past `write` only while the socket is blocked; the
             // connection waits for readiness before each frame, which keeps it to one
             // frame beyond.

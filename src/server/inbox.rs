@@ -2,7 +2,9 @@
 //!
 //! A lock-free bounded queue (crossbeam's `ArrayQueue`) plus an "idle" flag: a publish
 //! costs one push and one load, and wakes the hub task only when the hub has gone idle,
-//! so a busy hub is never woken per event and a publisher never waits.
+//! so a busy hub is never woken per event and a publisher never waits. Part of the room
+//! is reserved for urgent items (a run's terminal event): an ordinary push is refused
+//! once the rest is full.
 
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 
@@ -19,6 +21,8 @@ pub(crate) enum Refused<T> {
 
 pub(crate) struct Inbox<T> {
     queue: ArrayQueue<T>,
+    /// Items an ordinary push may fill; the rest of the queue is for urgent pushes.
+    ordinary: usize,
     /// Set by the hub before it waits; cleared by the publisher that wakes it.
     idle: AtomicBool,
     ready: Notify,
@@ -26,24 +30,32 @@ pub(crate) struct Inbox<T> {
 }
 
 impl<T> Inbox<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A queue of `capacity` items for any push, plus `reserve` for urgent ones.
+    pub(crate) fn new(capacity: usize, reserve: usize) -> Self {
+        let ordinary = capacity.max(1);
         Self {
-            queue: ArrayQueue::new(capacity.max(1)),
+            queue: ArrayQueue::new(ordinary.saturating_add(reserve)),
+            ordinary,
             idle: AtomicBool::new(false),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
         }
     }
 
+    /// The room of ordinary pushes.
     pub(crate) fn capacity(&self) -> usize {
-        self.queue.capacity()
+        self.ordinary
     }
 
-    /// Pushes without waiting; wakes the hub if it is idle.
+    /// Pushes without waiting; wakes the hub if it is idle. An ordinary push is refused
+    /// once `capacity` items wait; an `urgent` one may use the reserve too.
     #[inline]
-    pub(crate) fn push(&self, item: T) -> Result<(), Refused<T>> {
+    pub(crate) fn push(&self, item: T, urgent: bool) -> Result<(), Refused<T>> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Refused::Closed(item));
+        }
+        if !urgent && self.queue.len() >= self.ordinary {
+            return Err(Refused::Full(item));
         }
         self.queue.push(item).map_err(Refused::Full)?;
         // Order the push before reading the flag; pairs with the fence in `wait`.

@@ -7,6 +7,7 @@
 //! capacity up to a hard limit, so that a lagging client still learns how a run ended.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -58,6 +59,9 @@ struct State {
 /// The queue of one connection; shared by the hub (producer) and the connection.
 pub(crate) struct ClientQueue {
     state: Mutex<State>,
+    /// The connection's commands (subscribe, unsubscribe) the hub has not handled yet:
+    /// the connection stops reading while too many wait.
+    commands: AtomicUsize,
     capacity: usize,
     hard_limit: usize,
 }
@@ -67,6 +71,7 @@ impl ClientQueue {
         let capacity = capacity.max(1);
         Self {
             state: Mutex::new(State::default()),
+            commands: AtomicUsize::new(0),
             capacity,
             hard_limit: capacity.saturating_mul(2).max(capacity + 16),
         }
@@ -272,6 +277,25 @@ impl ClientQueue {
     pub(crate) fn written(&self, n: usize) {
         let mut state = self.lock();
         state.taken = state.taken.saturating_sub(n);
+    }
+
+    /// The connection sent the hub a command.
+    pub(crate) fn command_sent(&self) {
+        self.commands.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The hub took one of the connection's commands (before it replies to it, so that
+    /// the reply wakes a connection that can read again).
+    pub(crate) fn command_taken(&self) {
+        // Never below zero, whatever the order of the two sides.
+        let _ = self
+            .commands
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Commands sent and not yet taken by the hub.
+    pub(crate) fn commands_waiting(&self) -> usize {
+        self.commands.load(Ordering::Acquire)
     }
 
     /// Room left below the capacity.

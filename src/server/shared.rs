@@ -1,10 +1,10 @@
 //! What the hub's handles, its task, its sinks and its connections share: the
 //! configuration, the publish inbox, the counters, and the messages they send the task.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
@@ -13,7 +13,7 @@ use crate::server::inbox::{Inbox, Refused};
 use crate::server::queue::ClientQueue;
 use crate::server::stats::{Counters, bump};
 use crate::sink::SinkError;
-use crate::wire::{Envelope, Subscribe, Topic};
+use crate::wire::{BacktestId, Envelope, Subscribe, Topic};
 
 /// What publishers send to the hub task.
 pub(crate) enum Input {
@@ -24,6 +24,20 @@ pub(crate) enum Input {
     /// Answer once everything before has been handed to the connections.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
+
+impl Input {
+    /// The event of an event input.
+    fn envelope(&self) -> Option<&Envelope> {
+        match self {
+            Input::Publish(envelope) | Input::Broadcast(envelope) => Some(envelope),
+            Input::Flush(_) => None,
+        }
+    }
+}
+
+/// Events refused before the hub numbered them, per topic and run: the hub tells the
+/// subscribers they missed them.
+pub(crate) type Refusals = HashMap<(Topic, Option<BacktestId>), u64>;
 
 /// What connections (and shutdown) ask of the hub task.
 pub(crate) enum Command {
@@ -63,12 +77,16 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: AtomicBool,
     /// Notified whenever the number of connections drops to zero.
     pub(crate) no_connections: Notify,
+    /// Events refused by a full publish queue, not yet announced to their subscribers.
+    refusals: Mutex<Refusals>,
+    /// Whether `refusals` holds anything (read by the hub without taking the lock).
+    refused: AtomicBool,
 }
 
 impl Shared {
     pub(crate) fn new(config: ServerConfig) -> Self {
         Self {
-            inbox: Inbox::new(config.publish_queue_capacity),
+            inbox: Inbox::new(config.publish_queue_capacity, config.terminal_reserve),
             config,
             epoch: uuid::Uuid::new_v4().simple().to_string(),
             counters: Counters::default(),
@@ -76,22 +94,76 @@ impl Shared {
             next_id: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
             no_connections: Notify::new(),
+            refusals: Mutex::new(HashMap::new()),
+            refused: AtomicBool::new(false),
         }
     }
 
-    /// Hands an input to the hub task without waiting.
+    /// Hands an input to the hub task. An event waits for nothing when the publish queue
+    /// has room; a full queue refuses it (counted, and announced to its topic's
+    /// subscribers), except a run's terminal event, which takes the queue's reserve and,
+    /// failing that, waits up to `terminal_wait` for room.
     #[inline]
     pub(crate) fn try_input(&self, message: Input) -> Result<(), SinkError> {
-        match self.inbox.push(message) {
+        let urgent = message
+            .envelope()
+            .is_some_and(|envelope| envelope.event.is_terminal());
+        match self.inbox.push(message, urgent) {
             Ok(()) => Ok(()),
-            Err(Refused::Full(_)) => {
-                bump(&self.counters.publish_queue_full);
-                Err(SinkError::Full {
-                    capacity: self.inbox.capacity(),
-                })
-            }
+            Err(Refused::Full(message)) if urgent => self.wait_for_room(message),
+            Err(Refused::Full(message)) => Err(self.refuse(&message)),
             Err(Refused::Closed(_)) => Err(SinkError::Closed),
         }
+    }
+
+    /// A terminal event that found even the reserve full: waits for room, bounded.
+    #[cold]
+    fn wait_for_room(&self, mut message: Input) -> Result<(), SinkError> {
+        let deadline = Instant::now() + self.config.terminal_wait;
+        loop {
+            std::thread::sleep(Duration::from_micros(100));
+            match self.inbox.push(message, true) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Closed(_)) => return Err(SinkError::Closed),
+                Err(Refused::Full(back)) if Instant::now() >= deadline => {
+                    bump(&self.counters.terminal_refused);
+                    return Err(self.refuse(&back));
+                }
+                Err(Refused::Full(back)) => message = back,
+            }
+        }
+    }
+
+    /// Counts a refused event for its topic and run, for the hub to announce.
+    #[cold]
+    fn refuse(&self, message: &Input) -> SinkError {
+        bump(&self.counters.publish_queue_full);
+        if let Some(envelope) = message.envelope() {
+            let key = (
+                envelope.topic.clone(),
+                envelope.event.backtest_id().cloned(),
+            );
+            *self.lock_refusals().entry(key).or_insert(0) += 1;
+            self.refused.store(true, Ordering::Release);
+        }
+        SinkError::Full {
+            capacity: self.inbox.capacity(),
+        }
+    }
+
+    /// The refusals not yet announced, if any; they are the caller's to announce.
+    #[inline]
+    pub(crate) fn take_refusals(&self) -> Option<Refusals> {
+        if !self.refused.load(Ordering::Acquire) || !self.refused.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        Some(std::mem::take(&mut *self.lock_refusals()))
+    }
+
+    fn lock_refusals(&self) -> MutexGuard<'_, Refusals> {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits (blocking the thread) until the hub handed everything published before to
@@ -100,7 +172,7 @@ impl Shared {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let mut message = Input::Flush(tx);
         loop {
-            match self.inbox.push(message) {
+            match self.inbox.push(message, false) {
                 Ok(()) => break,
                 Err(Refused::Full(back)) => {
                     message = back;

@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub connections_accepted: AtomicU64,
     pub events_published: AtomicU64,
     pub publish_queue_full: AtomicU64,
+    pub terminal_refused: AtomicU64,
     pub lagged: AtomicU64,
     pub slow_client: AtomicU64,
     pub closed_connection: AtomicU64,
@@ -44,8 +45,14 @@ fn get(counter: &AtomicU64) -> u64 {
 #[non_exhaustive]
 pub struct DroppedFrames {
     /// Events refused by a publish because the hub's publish queue was full
-    /// (`SinkError::Full`).
+    /// (`SinkError::Full`); the subscribers of each one's topic (and run) are told with
+    /// a `lagged` notice. A run's terminal event is refused only when even the queue's
+    /// reserve stayed full for `ServerConfig::terminal_wait` (counted here and in
+    /// `terminal_refused`).
     pub publish_queue_full: u64,
+    /// Terminal events (`backtest_complete`, `backtest_error`) refused after waiting
+    /// `ServerConfig::terminal_wait` for room: 0 unless the hub is stuck.
+    pub terminal_refused: u64,
     /// Event frames not queued for a client whose queue was full; the client is told
     /// with `lagged`.
     pub lagged: u64,
@@ -106,6 +113,7 @@ impl Counters {
             events_published: get(&self.events_published),
             dropped: DroppedFrames {
                 publish_queue_full: get(&self.publish_queue_full),
+                terminal_refused: get(&self.terminal_refused),
                 lagged: get(&self.lagged),
                 slow_client: get(&self.slow_client),
                 closed_connection: get(&self.closed_connection),

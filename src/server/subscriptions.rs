@@ -121,6 +121,18 @@ impl Subscriptions {
         }
     }
 
+    /// Tells every live subscriber of `topic` (of the whole topic, or of `run` on it) that
+    /// it missed `missed` events: they were refused before the hub numbered them.
+    pub(crate) fn announce_missed(&self, topic: &Topic, run: Option<&BacktestId>, missed: u64) {
+        let Some(state) = self.topics.get(topic) else {
+            return;
+        };
+        let runs = run.and_then(|run| state.by_run.get(run));
+        for (_, queue) in state.all.iter().chain(runs.into_iter().flatten()) {
+            queue.add_missed(topic, missed);
+        }
+    }
+
     /// A connection is gone: forgets it and its subscriptions.
     pub(crate) fn remove(&mut self, id: u64) {
         self.cursors.remove(&id);
@@ -158,6 +170,7 @@ impl Subscriptions {
             return;
         };
         let queue = Arc::clone(&conn.queue);
+        queue.command_taken();
         let removed = conn.subs.remove(&topic);
         self.cancel_replay(id, &topic);
         if let Some(filter) = removed {
@@ -214,6 +227,9 @@ impl Subscriptions {
     /// and the replay asked for, and joins live delivery (at once, or when a replay too
     /// long for the queue has been sent).
     pub(crate) fn subscribe(&mut self, id: u64, request: Subscribe) {
+        if let Some(conn) = self.conns.get(&id) {
+            conn.queue.command_taken();
+        }
         let Some((queue, link, is_new)) = self.update_filter(id, &request) else {
             return;
         };

@@ -59,6 +59,9 @@ impl HubTask {
                     exhausted = true;
                     break;
                 };
+                // Refusals recorded before this event was queued are announced before
+                // it is delivered (one atomic load when there are none).
+                self.announce_refusals();
                 work += self.input(message);
                 handled += 1;
             }
@@ -75,6 +78,16 @@ impl HubTask {
                 () = shared.inbox.wait() => {}
             }
             shared.inbox.busy();
+        }
+    }
+
+    /// Tells the subscribers of each event the publish queue refused that they missed it
+    /// (a `lagged` notice before the next event of its topic they get).
+    fn announce_refusals(&mut self) {
+        if let Some(refusals) = self.shared.take_refusals() {
+            for ((topic, run), missed) in refusals {
+                self.subs.announce_missed(&topic, run.as_ref(), missed);
+            }
         }
     }
 
@@ -145,6 +158,7 @@ impl HubTask {
                 // Deliver what was published before the shutdown, then stop taking more.
                 self.shared.inbox.close();
                 while let Some(message) = self.shared.inbox.pop() {
+                    self.announce_refusals();
                     let _ = self.input(message);
                 }
                 self.closed = true;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::sink::{ProgressSink, SinkError};
 use crate::wire::Envelope;
@@ -17,7 +18,9 @@ use crate::wire::Envelope;
 /// What a [`JsonLinesSink`] does when its queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
-    /// Drop the event, count it and return [`SinkError::Full`]: the caller never waits.
+    /// Drop the event, count it and return [`SinkError::Full`]: the caller never waits,
+    /// except for a run's terminal event (`backtest_complete`, `backtest_error`), which
+    /// waits for room up to [`JsonLinesConfig::terminal_wait`] rather than be lost.
     #[default]
     Drop,
     /// Wait until the writer thread has room: nothing is lost, but a slow destination
@@ -32,6 +35,9 @@ pub struct JsonLinesConfig {
     pub capacity: usize,
     /// What happens when they are more (default [`OverflowPolicy::Drop`]).
     pub overflow: OverflowPolicy,
+    /// How long a terminal event waits for room under [`OverflowPolicy::Drop`] (default
+    /// 5 s); past it, it is dropped and counted like any other.
+    pub terminal_wait: Duration,
 }
 
 impl Default for JsonLinesConfig {
@@ -39,6 +45,7 @@ impl Default for JsonLinesConfig {
         Self {
             capacity: 65_536,
             overflow: OverflowPolicy::Drop,
+            terminal_wait: Duration::from_secs(5),
         }
     }
 }
@@ -282,18 +289,47 @@ impl JsonLinesSink {
         };
         let command = Command::Line(envelope.clone());
         let result = match self.config.overflow {
-            OverflowPolicy::Drop => tx.try_send(command).map_err(|e| match e {
-                mpsc::TrySendError::Full(_) => SinkError::Full {
+            OverflowPolicy::Drop => match tx.try_send(command) {
+                Ok(()) => Ok(()),
+                Err(mpsc::TrySendError::Full(command)) if envelope.event.is_terminal() => {
+                    self.wait_for_room(tx, command)
+                }
+                Err(mpsc::TrySendError::Full(_)) => Err(SinkError::Full {
                     capacity: self.config.capacity,
-                },
-                mpsc::TrySendError::Disconnected(_) => SinkError::Closed,
-            }),
+                }),
+                Err(mpsc::TrySendError::Disconnected(_)) => Err(SinkError::Closed),
+            },
             OverflowPolicy::Block => tx.send(command).map_err(|_| SinkError::Closed),
         };
         if result.is_err() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
         result
+    }
+}
+
+impl JsonLinesSink {
+    /// A terminal event found the queue full: waits for room, up to `terminal_wait`.
+    #[cold]
+    fn wait_for_room(
+        &self,
+        tx: &mpsc::SyncSender<Command>,
+        mut command: Command,
+    ) -> Result<(), SinkError> {
+        let deadline = Instant::now() + self.config.terminal_wait;
+        loop {
+            std::thread::sleep(Duration::from_micros(200));
+            match tx.try_send(command) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::TrySendError::Disconnected(_)) => return Err(SinkError::Closed),
+                Err(mpsc::TrySendError::Full(_)) if Instant::now() >= deadline => {
+                    return Err(SinkError::Full {
+                        capacity: self.config.capacity,
+                    });
+                }
+                Err(mpsc::TrySendError::Full(back)) => command = back,
+            }
+        }
     }
 }
 

@@ -25,8 +25,11 @@ use crate::server::shared::Command;
 use crate::server::stats::{add, bump};
 use crate::wire::{BadRequest, ClientMessage, CloseCode, ErrorCode, ServerMessage};
 
-/// Replies (pongs, errors) waiting to be written before reading pauses.
+/// Replies (pongs, errors) waiting to be written before reading pauses; also the pings
+/// the client may send before its pongs are flushed.
 const MAX_REPLIES: usize = 64;
+/// Commands (subscribe, unsubscribe) waiting for the hub before reading pauses.
+const MAX_COMMANDS: usize = 16;
 
 /// What a step decides: `Ok(progress)` to go on, `Err(end)` to end the connection.
 type Step = Result<bool, ConnectionEnd>;
@@ -44,6 +47,8 @@ pub(super) struct Driver<'h, S> {
     /// Fires when the next ping is due, or when the pinged client is late.
     timer: Pin<Box<Sleep>>,
     awaiting_pong: bool,
+    /// Pings read since the last completed flush: tungstenite owes their pongs.
+    pings_unanswered: usize,
     read_done: bool,
     peer_closed: bool,
     pending_close: Option<CloseCode>,
@@ -85,6 +90,7 @@ where
             unflushed: false,
             timer: Box::pin(tokio::time::sleep(interval)),
             awaiting_pong: false,
+            pings_unanswered: 0,
             read_done: false,
             peer_closed: false,
             pending_close: None,
@@ -112,6 +118,8 @@ where
         let (wrote, written_any) = self.poll_write(cx)?;
         progress |= wrote;
         let flushed = self.poll_flush(cx)?;
+        // A completed flush may let reading go on (pongs were owed).
+        progress |= flushed;
         self.check_stall(cx, written_any || flushed)?;
         if self.read_done && self.close_sent.is_some() && !self.unflushed {
             // The read side is gone (oversized message): nothing more to wait for.
@@ -121,10 +129,15 @@ where
         Ok(progress)
     }
 
-    /// Reads the client's requests (pausing while many replies wait).
+    /// Reads the client's requests, pausing while many replies, pongs or commands wait
+    /// (a client that sends faster than it reads is slowed by TCP, not by memory).
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Step {
         let mut progress = false;
-        while !self.read_done && self.replies.len() < MAX_REPLIES {
+        while !self.read_done
+            && self.replies.len() < MAX_REPLIES
+            && self.pings_unanswered < MAX_REPLIES
+            && self.queue.commands_waiting() < MAX_COMMANDS
+        {
             match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Ready(Some(Ok(message))) => {
                     progress = true;
@@ -153,19 +166,31 @@ where
         match message {
             Message::Text(text) => match ClientMessage::parse(&text) {
                 Ok(ClientMessage::Ping) => self.reply(&ServerMessage::Pong),
-                Ok(ClientMessage::Subscribe(request)) => self.hub.command(Command::Subscribe {
-                    id: self.id,
-                    request,
-                }),
-                Ok(ClientMessage::Unsubscribe { topic }) => self
-                    .hub
-                    .command(Command::Unsubscribe { id: self.id, topic }),
+                Ok(ClientMessage::Subscribe(request)) => {
+                    self.queue.command_sent();
+                    self.hub.command(Command::Subscribe {
+                        id: self.id,
+                        request,
+                    });
+                }
+                Ok(ClientMessage::Unsubscribe { topic }) => {
+                    self.queue.command_sent();
+                    self.hub
+                        .command(Command::Unsubscribe { id: self.id, topic });
+                }
                 Err(error) => self.reply_error(&error),
             },
             Message::Binary(_) => self.reply_error(&BadRequest::Binary),
             Message::Close(_) => self.peer_closed = true,
-            // tungstenite answers pings itself; a pong is just a sign of life.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            // tungstenite answers pings itself, on the next flush: owed pongs count as
+            // unflushed writes (so a client that pings but never reads stalls), and
+            // reading pauses while many are owed.
+            Message::Ping(_) => {
+                self.pings_unanswered += 1;
+                self.unflushed = true;
+            }
+            // A pong is just a sign of life.
+            Message::Pong(_) | Message::Frame(_) => {}
         }
     }
 
@@ -269,15 +294,17 @@ where
         Ok(())
     }
 
-    /// Flushes what was written; whether a flush completed.
+    /// Flushes what was written (and the pongs owed); whether that flush completed.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionEnd> {
         if !(self.unflushed || self.peer_closed) {
             return Ok(false);
         }
         match Pin::new(&mut self.ws).poll_flush(cx) {
             Poll::Ready(Ok(())) => {
+                let had = self.unflushed;
                 self.unflushed = false;
-                Ok(true)
+                self.pings_unanswered = 0;
+                Ok(had)
             }
             Poll::Ready(Err(_)) if self.close_sent.is_some() || self.peer_closed => {
                 Err(self.end_after_close())

@@ -1,0 +1,202 @@
+//! Hostile clients over raw sockets: each attack leaves the server up, the other clients
+//! served, and memory bounded. Real sockets on 127.0.0.1.
+#![cfg(feature = "server")]
+
+mod server_support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use backtest_stream::server::ServerConfig;
+use backtest_stream::wire::Topic;
+use server_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A client frame (masked, FIN set) with `opcode` and `payload`.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// A WebSocket connection made by hand, with a receive buffer of `recv_buffer` bytes.
+async fn raw_client(addr: SocketAddr, recv_buffer: u32) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(recv_buffer).expect("SO_RCVBUF");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("upgrade request");
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream
+            .read_exact(&mut byte)
+            .await
+            .expect("upgrade response");
+        response.push(byte[0]);
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"), "{response:?}");
+    stream
+}
+
+/// The process's resident memory, in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A normal client still gets a subscription and a fresh event within the wait.
+async fn still_served(server: &TestServer, run: &str) {
+    let mut client = server.connect().await;
+    subscribe_topic(&mut client, "backtest").await;
+    server.publish(Topic::BACKTEST, start(run));
+    let frame = recv(&mut client).await;
+    assert_eq!(frame["data"]["backtest_id"], run, "{frame}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_from_a_client_that_never_reads_do_not_grow_memory_and_it_is_dropped() {
+    let server =
+        TestServer::start(ServerConfig::default().write_stall_timeout(Duration::from_secs(1)))
+            .await;
+    let mut flooder = raw_client(server.addr, 4096).await;
+    let ping = client_frame(0x9, &[b'p'; 125]);
+    let burst: Vec<u8> = ping.repeat(256);
+    let before = rss_bytes();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    // Up to ~64 MB of pings (500,000): the server must stop it long before.
+    while sent < 500_000 && started.elapsed() < Duration::from_secs(30) {
+        match tokio::time::timeout(Duration::from_secs(2), flooder.write_all(&burst)).await {
+            Ok(Ok(())) => sent += 256,
+            // Refused (closed) or no longer read: the server gave up on it.
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    server
+        .wait_stats(|s| s.connection_events.dropped_write_stall == 1 && s.connections == 0)
+        .await;
+    let grown = rss_bytes().saturating_sub(before);
+    // Unbounded, 500,000 queued pongs would hold over 60 MB.
+    assert!(
+        grown < 24 << 20,
+        "memory grew by {grown} bytes after {sent} pings"
+    );
+    still_served(&server, "after-pings").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_flood_does_not_freeze_the_hub_for_the_others() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    // Flooders hold 64 topics each, then send subscribe/unsubscribe without reading.
+    let mut flooders = Vec::new();
+    for _ in 0..5 {
+        let mut flooder = raw_client(server.addr, 4096).await;
+        let mut hold = Vec::new();
+        for topic in 0..64 {
+            let text = format!(r#"{{"action":"subscribe","topic":"t{topic}"}}"#);
+            hold.extend(client_frame(0x1, text.as_bytes()));
+        }
+        flooder.write_all(&hold).await.expect("subscribe");
+        flooders.push(flooder);
+    }
+    let churn: Vec<u8> = (0..200)
+        .flat_map(|i| {
+            let action = if i % 2 == 0 {
+                "unsubscribe"
+            } else {
+                "subscribe"
+            };
+            let text = format!(r#"{{"action":"{action}","topic":"t{}"}}"#, i % 64);
+            client_frame(0x1, text.as_bytes())
+        })
+        .collect();
+    let flooding: Vec<_> = flooders
+        .into_iter()
+        .map(|mut flooder| {
+            let churn = churn.clone();
+            tokio::spawn(async move {
+                let until = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < until {
+                    let write = flooder.write_all(&churn);
+                    match tokio::time::timeout(Duration::from_millis(500), write).await {
+                        Ok(Ok(())) => {}
+                        // Not read any more (paused) or closed: keep the pressure on.
+                        Ok(Err(_)) => break,
+                        Err(_) => continue,
+                    }
+                }
+                flooder
+            })
+        })
+        .collect();
+    // Meanwhile, a normal client subscribes and gets its events promptly.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = Instant::now();
+    still_served(&server, "during-flood").await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "a subscription and an event took {:?} during the flood",
+        asked.elapsed()
+    );
+    for flooding in flooding {
+        drop(flooding.await.expect("flooder"));
+    }
+    server
+        .wait_stats(|s| s.connections == 0 && s.subscriptions.is_empty())
+        .await;
+    still_served(&server, "after-flood").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_upgrade_requests_are_cut_at_the_handshake_timeout() {
+    let server =
+        TestServer::start(ServerConfig::default().handshake_timeout(Duration::from_millis(500)))
+            .await;
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        stream
+            .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgr")
+            .await
+            .expect("a partial request");
+        stalled.push(stream);
+    }
+    still_served(&server, "beside-stalled").await;
+    // After the timeout every stalled socket is closed by the server.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for mut stream in stalled {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(WAIT, stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a stalled upgrade request is closed: {read:?}"
+        );
+    }
+    assert_eq!(server.hub.stats().connections, 0);
+}
