@@ -200,3 +200,133 @@ async fn half_sent_upgrade_requests_are_cut_at_the_handshake_timeout() {
     }
     assert_eq!(server.hub.stats().connections, 0);
 }
+
+/// A frame with the given first byte (FIN, RSV and opcode bits) and raw header bytes.
+fn raw_frame(first: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
+    let mut frame = client_frame(first & 0x0f, payload);
+    frame[0] = first;
+    if !masked {
+        // Drop the mask bit and key; send the payload as it is.
+        let header_len = frame.len() - payload.len() - 4;
+        let mut plain = frame[..header_len].to_vec();
+        plain[1] &= 0x7f;
+        plain.extend_from_slice(payload);
+        return plain;
+    }
+    frame
+}
+
+/// Sends `bytes` on a fresh connection; what the server answered, and whether it ended
+/// the connection (EOF or reset) within 3 s.
+async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut stream = raw_client(addr, 64 * 1024).await;
+    let _ = stream.write_all(bytes).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (answer, true),
+            Err(_) => return (answer, false),
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_end_only_their_own_connection() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let mut watcher = server.connect().await;
+    subscribe_topic(&mut watcher, "backtest").await;
+    let subscribe = br#"{"action":"subscribe","topic":"backtest"}"#;
+    let mut huge_length = vec![0x81, 0x80 | 127];
+    huge_length.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    huge_length.extend_from_slice(&[1, 2, 3, 4]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a continuation without a start",
+            raw_frame(0x80, true, b"x"),
+        ),
+        (
+            "reserved bits set",
+            raw_frame(0x80 | 0x40 | 0x1, true, subscribe),
+        ),
+        (
+            "an unmasked client frame",
+            raw_frame(0x81, false, subscribe),
+        ),
+        ("a ping over 125 bytes", raw_frame(0x89, true, &[b'p'; 200])),
+        ("a fragmented ping", raw_frame(0x09, true, b"p")),
+        (
+            "invalid UTF-8 in a text frame",
+            raw_frame(0x81, true, &[0xff, 0xfe, 0xfd]),
+        ),
+        (
+            "a close with an invalid code",
+            raw_frame(0x88, true, &[0x03, 0xe7]),
+        ),
+        ("a reserved opcode", raw_frame(0x83, true, b"x")),
+        ("a 2^62-byte length", huge_length),
+        (
+            "a fragmented message with a ping in between",
+            [
+                raw_frame(0x01, true, br#"{"action":"#),
+                raw_frame(0x89, true, b"p"),
+                raw_frame(0x80, true, br#""ping"}"#),
+            ]
+            .concat(),
+        ),
+    ];
+    for (what, bytes) in &cases {
+        let (answer, ended) = send_raw(server.addr, bytes).await;
+        if what.starts_with("a fragmented message") {
+            // Valid: the ping is answered with a pong frame, the message with a pong reply.
+            assert!(
+                String::from_utf8_lossy(&answer).contains(r#"{"type":"pong"}"#),
+                "{what}: {answer:?}"
+            );
+            assert!(!ended, "{what}: a valid message keeps the connection");
+        } else {
+            assert!(
+                ended,
+                "{what}: the server ends a connection that breaks the protocol"
+            );
+        }
+        // Nobody else noticed.
+        server.publish(Topic::BACKTEST, progress("steady", 1));
+        let frame = recv(&mut watcher).await;
+        assert_eq!(frame["data"]["backtest_id"], "steady", "{what}: {frame}");
+    }
+    server.wait_stats(|s| s.connections == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_churn_leaves_nothing_behind() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let subscribe = client_frame(0x1, br#"{"action":"subscribe","topic":"churn"}"#);
+    let close = client_frame(0x8, &[0x03, 0xe8]);
+    let before = rss_bytes();
+    for round in 0..20 {
+        let mut batch = Vec::new();
+        for _ in 0..100 {
+            let mut stream = raw_client(server.addr, 4096).await;
+            stream.write_all(&subscribe).await.expect("subscribe");
+            batch.push(stream);
+        }
+        for (i, mut stream) in batch.into_iter().enumerate() {
+            // Half close properly, half just vanish.
+            if (i + round) % 2 == 0 {
+                let _ = stream.write_all(&close).await;
+            }
+        }
+    }
+    server
+        .wait_stats(|s| s.connections == 0 && s.subscriptions.is_empty())
+        .await;
+    assert_eq!(server.hub.stats().connection_events.accepted, 2_000);
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(
+        grown < 24 << 20,
+        "memory grew by {grown} bytes over 2,000 connections"
+    );
+    still_served(&server, "after-churn").await;
+}

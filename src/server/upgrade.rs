@@ -76,8 +76,10 @@ impl Hub {
         }
         let hub = self.clone();
         self.runtime.spawn(async move {
-            // The client gets the 101 first; a connection dropped before that ends here.
-            if let Ok(upgraded) = on_upgrade.await {
+            // The client gets the 101 first; a connection dropped before that, or not
+            // upgraded within the handshake timeout, ends here.
+            let timeout = hub.config().handshake_timeout;
+            if let Ok(Ok(upgraded)) = tokio::time::timeout(timeout, on_upgrade).await {
                 let config = hub.config().websocket_config();
                 let io = TokioIo::new(upgraded);
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;

@@ -16,6 +16,7 @@
 #![warn(clippy::too_many_lines)]
 
 mod api;
+mod http;
 mod runs;
 
 use std::ffi::OsString;
@@ -63,14 +64,19 @@ struct Options {
     addr: SocketAddr,
     max_runs: usize,
     history: usize,
+    http: http::Limits,
 }
 
 fn usage() -> String {
     format!(
-        "usage: demo [--addr HOST:PORT] [--max-runs N] [--history N]\n\n  \
-         --addr       where to listen (default {DEFAULT_ADDR}, or ${ADDR_ENV}); port 0 picks a free one\n  \
-         --max-runs   backtests running at once (default {DEFAULT_MAX_RUNS}); more get HTTP 429\n  \
-         --history    events kept per topic for pages that join mid-run (default {HISTORY_EVENTS})\n"
+        "usage: demo [--addr HOST:PORT] [--max-runs N] [--history N] [--http-timeout SECS] [--max-connections N]\n\n  \
+         --addr             where to listen (default {DEFAULT_ADDR}, or ${ADDR_ENV}); port 0 picks a free one\n  \
+         --max-runs         backtests running at once (default {DEFAULT_MAX_RUNS}); more get HTTP 429\n  \
+         --history          events kept per topic for pages that join mid-run (default {HISTORY_EVENTS})\n  \
+         --http-timeout     seconds a client may take to send a request head or body, or stay idle (default {})\n  \
+         --max-connections  HTTP and WebSocket connections open at once; more are closed at once (default {})\n",
+        http::Limits::default().header_timeout.as_secs(),
+        http::Limits::default().max_connections,
     )
 }
 
@@ -88,6 +94,7 @@ fn parse_options(args: impl IntoIterator<Item = OsString>) -> Result<Command, St
         .filter(|a| !a.trim().is_empty());
     let mut max_runs = DEFAULT_MAX_RUNS;
     let mut history = HISTORY_EVENTS;
+    let mut http = http::Limits::default();
     let mut parser = lexopt::Parser::from_iter(std::iter::once(OsString::from("demo")).chain(args));
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n\n{}", usage()))? {
         match arg {
@@ -106,6 +113,21 @@ fn parse_options(args: impl IntoIterator<Item = OsString>) -> Result<Command, St
                     .parse()
                     .map_err(|_| format!("--history: `{v}` is not a number of events"))?;
             }
+            Long("http-timeout") => {
+                let v = value(&mut parser, "--http-timeout", "a number of seconds")?;
+                let secs: u64 = v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!("--http-timeout: `{v}` is not a positive number of seconds")
+                })?;
+                http.header_timeout = std::time::Duration::from_secs(secs);
+                http.body_timeout = http.header_timeout;
+            }
+            Long("max-connections") => {
+                let v = value(&mut parser, "--max-connections", "a number")?;
+                http.max_connections =
+                    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("--max-connections: `{v}` is not a positive number")
+                    })?;
+            }
             Short('h') | Long("help") => return Ok(Command::Help),
             other => {
                 let other = other.unexpected();
@@ -121,6 +143,7 @@ fn parse_options(args: impl IntoIterator<Item = OsString>) -> Result<Command, St
         addr,
         max_runs,
         history,
+        http,
     }))
 }
 
@@ -158,6 +181,8 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let hub = Hub::new(
         ServerConfig::default()
             .history_size(options.history)
+            .handshake_timeout(options.http.header_timeout)
+            .max_connections(options.http.max_connections)
             .same_origin(true),
     )?;
 
@@ -204,7 +229,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Write as _;
     std::io::stdout().flush()?;
     log::info!("listening on {addr}");
-    axum::serve(listener, router).await?;
+    http::serve(listener, router, options.http).await?;
     Ok(())
 }
 

@@ -295,3 +295,49 @@ async fn next(ws: &mut Ws) -> Value {
         }
     }
 }
+
+#[test]
+fn stalled_and_slow_clients_are_cut_at_the_http_timeout_and_capped() {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+
+    let demo = Demo::start_with(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &["--http-timeout", "1", "--max-connections", "16"],
+    );
+    // A slow body: the head is complete, the body never is.
+    let mut slow = TcpStream::connect(demo.addr).expect("connect");
+    slow.write_all(
+        b"POST /api/v1/backtest/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"bars\":",
+    )
+    .expect("a partial body");
+    // Half-sent request heads: more than the cap.
+    let mut stalled: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut stream = TcpStream::connect(demo.addr).expect("connect");
+            stream
+                .write_all(b"GET /api/v1/backtests HTTP/1.1\r\nHost: x\r\nAcc")
+                .expect("a partial head");
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2_500));
+    // Every stalled connection was closed: refused over the cap, or cut at the timeout.
+    for stream in &mut stalled {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut buf = [0u8; 256];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reply = String::new();
+    let _ = slow.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    // And the API serves again.
+    let (status, body) = demo.get("/api/v1/backtests");
+    assert_eq!(status, 200, "{body}");
+}

@@ -59,6 +59,10 @@ pub(super) struct Driver<'h, S> {
     stall_timer: Option<Pin<Box<Sleep>>>,
     /// Whether `stall_timer` runs (writing is blocked since it was set).
     stall_armed: bool,
+    /// The socket refused writes since it last took some: when it takes data again,
+    /// the client's end is reading, which is a sign of life (a slow reader's pong may
+    /// wait behind megabytes it has yet to read).
+    write_blocked: bool,
 }
 
 impl<S> Drop for Driver<'_, S> {
@@ -98,6 +102,7 @@ where
             close_deadline: None,
             stall_timer: None,
             stall_armed: false,
+            write_blocked: false,
         }
     }
 
@@ -244,9 +249,12 @@ where
                 continue;
             }
             match Pin::new(&mut self.ws).poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Ok(())) => self.unblocked(),
                 Poll::Ready(Err(error)) => return Err(ConnectionEnd::Failed(error.to_string())),
-                Poll::Pending => break,
+                Poll::Pending => {
+                    self.write_blocked = true;
+                    break;
+                }
             }
             let message = match self.replies.pop_front() {
                 Some(reply) => reply,
@@ -301,6 +309,7 @@ where
         }
         match Pin::new(&mut self.ws).poll_flush(cx) {
             Poll::Ready(Ok(())) => {
+                self.unblocked();
                 let had = self.unflushed;
                 self.unflushed = false;
                 self.pings_unanswered = 0;
@@ -310,7 +319,18 @@ where
                 Err(self.end_after_close())
             }
             Poll::Ready(Err(error)) => Err(ConnectionEnd::Failed(error.to_string())),
-            Poll::Pending => Ok(false),
+            Poll::Pending => {
+                self.write_blocked = true;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The socket takes data again after refusing some: the client reads.
+    fn unblocked(&mut self) {
+        if self.write_blocked {
+            self.write_blocked = false;
+            self.alive();
         }
     }
 

@@ -104,31 +104,31 @@ impl Browser {
             let _ = writeln!(std::io::stderr(), "{name}: {message}");
             return None;
         };
-        let driver = Driver::start(&chromedriver);
         let profile = std::env::temp_dir().join(format!(
             "backtest-stream-chromium-{}-{name}",
             std::process::id()
         ));
-        let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).expect("a temp profile directory");
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1440,1180", "--hide-scrollbars",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("a WebDriver session with headless Chromium");
+        // On a loaded machine chromedriver now and then resets the first session
+        // request: a fresh chromedriver and profile get another try.
+        let mut attempt = 0;
+        let (client, driver) = loop {
+            attempt += 1;
+            let driver = Driver::start(&chromedriver);
+            let _ = std::fs::remove_dir_all(&profile);
+            std::fs::create_dir_all(&profile).expect("a temp profile directory");
+            match session(&chromium, &profile, &driver.url).await {
+                Ok(client) => break (client, driver),
+                Err(error) if attempt < 3 => {
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "{name}: no WebDriver session ({error}); again"
+                    );
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => panic!("a WebDriver session with headless Chromium: {error}"),
+            }
+        };
         Some(Browser {
             client,
             driver,
@@ -147,6 +147,32 @@ impl Browser {
             Err(_) => panic!("the browser test took more than {BUDGET:?}"),
         }
     }
+}
+
+/// A WebDriver session of headless Chromium (with a profile of its own) through the
+/// chromedriver at `url`.
+async fn session(
+    chromium: &Path,
+    profile: &Path,
+    url: &str,
+) -> Result<Client, fantoccini::error::NewSessionError> {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1440,1180", "--hide-scrollbars",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(url)
+        .await
 }
 
 pub const BUDGET: Duration = Duration::from_secs(180);
