@@ -321,6 +321,15 @@ proptest! {
     }
 
     #[test]
+    fn any_text_a_client_sends_gets_an_answer_not_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(error) = ClientMessage::parse(&text) {
+            prop_assert!(!error.to_string().is_empty());
+        }
+        let _ = ServerMessage::from_json(&text);
+    }
+
+    #[test]
     fn replies_read_back_as_themselves(
         topic in topic(),
         run in prop::option::of(id()),
