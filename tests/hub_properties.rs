@@ -98,9 +98,10 @@ struct TestClient {
     received_terminal: HashSet<(usize, String)>,
     epoch: Option<String>,
     violations: Vec<String>,
-    /// A subscribe sent and not yet confirmed: its topic, and where the continuity of
-    /// the whole topic starts again once it is (`None`: it goes on).
-    awaiting: Option<(usize, Option<Option<u64>>)>,
+    /// A subscribe sent and not yet confirmed: its topic, whether the whole topic is
+    /// followed once it is, and where the continuity of the whole topic starts again
+    /// then (`None`: it goes on).
+    awaiting: Option<(usize, bool, Option<Option<u64>>)>,
 }
 
 impl TestClient {
@@ -115,10 +116,13 @@ impl TestClient {
                 let topic = TOPICS.iter().position(|t| c.topic == *t).unwrap_or(0);
                 let follow = self.follows.entry(topic).or_default();
                 // Frames after the confirmation belong to the new subscription.
-                if let Some((_, Some(last))) = self.awaiting.take_if(|(t, _)| *t == topic) {
-                    follow.last = last;
-                    follow.announced = 0;
-                    follow.owed.clear();
+                if let Some((_, whole, reset)) = self.awaiting.take_if(|(t, _, _)| *t == topic) {
+                    follow.whole = whole;
+                    if let Some(last) = reset {
+                        follow.last = last;
+                        follow.announced = 0;
+                        follow.owed.clear();
+                    }
                 }
                 follow.snapshot_head = c.seq.filter(|_| c.recovered.is_none());
             }
@@ -289,9 +293,15 @@ impl World {
         }
         // Unless the whole topic was followed already, a new continuity starts with the
         // confirmation: from `since` when resuming, else from the next live frame.
-        c.awaiting = Some((topic, (!was_whole).then_some(resume_from)));
+        c.awaiting = Some((
+            topic,
+            was_whole || run.is_none(),
+            (!was_whole).then_some(resume_from),
+        ));
+        if !follow.active {
+            follow.whole = false;
+        }
         follow.active = true;
-        follow.whole |= run.is_none();
         send_message(c, &ClientMessage::from(request)).await;
         // Read until the confirmation (the frames before it are of the old subscription).
         let deadline = tokio::time::Instant::now() + WAIT;

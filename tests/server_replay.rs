@@ -365,3 +365,36 @@ async fn large_events_are_retained_within_the_byte_budgets() {
         2_000
     );
 }
+
+#[tokio::test]
+async fn a_replay_that_exactly_fills_the_queue_after_a_lagged_notice_loses_nothing() {
+    // History 4, queue 4: a `since` older than the history leaves 4 retained frames to
+    // replay, the last one a terminal event, behind a `lagged` notice that takes a place
+    // of its own. (The notice once made the last frame not fit: dropped, and announced
+    // by a notice that no later event ever carried out.)
+    let server = TestServer::start(ServerConfig::default().history_size(4).queue_capacity(4)).await;
+    for bars in 1..=9 {
+        server.publish(Topic::BACKTEST, progress("r1", bars));
+    }
+    server.publish(Topic::BACKTEST, complete("r1"));
+    let mut client = server.connect().await;
+    let epoch = server.hub.epoch().to_owned();
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action": "subscribe", "topic": "backtest", "since": 1, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], false, "{confirmed}");
+    let lagged = recv(&mut client).await;
+    assert_eq!(lagged["data"]["missed"], 5, "seqs 2 to 6: {lagged}");
+    let seqs: Vec<u64> = [
+        recv(&mut client).await,
+        recv(&mut client).await,
+        recv(&mut client).await,
+        recv(&mut client).await,
+    ]
+    .iter()
+    .map(|frame| frame["seq"].as_u64().unwrap_or(0))
+    .collect();
+    assert_eq!(seqs, [7, 8, 9, 10]);
+}

@@ -253,6 +253,27 @@ impl TopicHistory {
         self.entries.front().map_or(self.seq + 1, |e| e.seq)
     }
 
+    /// The terminal events (of every run, or of one) numbered from `from` to before
+    /// `until`, in seq order: what the snapshot state still holds of a part of the
+    /// history that is gone.
+    pub(crate) fn terminals_between(
+        &self,
+        from: u64,
+        until: u64,
+        run: Option<&BacktestId>,
+    ) -> Vec<(u64, &Utf8Bytes)> {
+        let mut terminals: Vec<(u64, &Utf8Bytes)> = self
+            .runs
+            .iter()
+            .filter(|(id, _)| run.is_none_or(|run| run == *id))
+            .filter_map(|(_, state)| state.terminal.as_ref())
+            .filter(|(seq, _)| (from..until).contains(seq))
+            .map(|(seq, frame)| (*seq, frame))
+            .collect();
+        terminals.sort_unstable_by_key(|(seq, _)| *seq);
+        terminals
+    }
+
     /// The state of every known run (or of one): start, latest progress, terminal,
     /// with their seq.
     pub(crate) fn snapshot(&self, run: Option<&BacktestId>) -> Vec<(u64, &Utf8Bytes)> {

@@ -298,11 +298,17 @@ impl ClientQueue {
         self.commands.load(Ordering::Acquire)
     }
 
-    /// Room left below the capacity.
-    pub(crate) fn free(&self) -> usize {
+    /// Room left below the capacity for events of `topic`: as many as can be queued
+    /// now without one being dropped.
+    pub(crate) fn free(&self, topic: &Topic) -> usize {
         let state = self.lock();
+        // A `lagged` notice waiting for the topic goes in before its next event.
+        let notice = state
+            .missed
+            .iter()
+            .any(|(t, missed)| t == topic && *missed > 0);
         self.capacity
-            .saturating_sub(state.frames.len() + state.taken)
+            .saturating_sub(state.frames.len() + state.taken + usize::from(notice))
     }
 
     /// Frames queued or taken and not yet written.

@@ -375,11 +375,10 @@ impl Subscriptions {
         for mut cursor in cursors {
             let mut done = true;
             if let Some(state) = self.topics.get(&cursor.topic) {
-                let replay = state
-                    .history
-                    .replay(cursor.next.saturating_sub(1), cursor.run.as_ref());
-                queue.add_missed(&cursor.topic, replay.missed);
-                let room = queue.free();
+                let history = &state.history;
+                let replay = history.replay(cursor.next.saturating_sub(1), cursor.run.as_ref());
+                lagged += fill_lost_terminals(&queue, &cursor, history, replay.missed);
+                let room = queue.free(&cursor.topic);
                 let now = replay.frames.len().min(room);
                 let frames = replay.frames[..now].iter().map(|(_, f)| *f);
                 lagged += queue.push_replayed(&cursor.topic, frames);
@@ -401,6 +400,33 @@ impl Subscriptions {
             queue.request_drain_notice();
         }
     }
+}
+
+/// Announces the `missed` events a paging replay found gone from the history (the
+/// history moved on faster than the client replayed it), and still sends the terminal
+/// events among them, which the snapshot state holds: each lost stretch is announced
+/// just before the frame after it, so every gap is told, in seq order. Returns the
+/// frames that did not fit.
+fn fill_lost_terminals(
+    queue: &ClientQueue,
+    cursor: &ReplayCursor,
+    history: &TopicHistory,
+    missed: u64,
+) -> u64 {
+    if missed == 0 {
+        return 0;
+    }
+    let topic = &cursor.topic;
+    let until = cursor.next + missed;
+    let mut at = cursor.next;
+    let mut lagged = 0;
+    for (seq, frame) in history.terminals_between(at, until, cursor.run.as_ref()) {
+        queue.add_missed(topic, seq - at);
+        lagged += queue.push_replayed(topic, [frame]);
+        at = seq + 1;
+    }
+    queue.add_missed(topic, until - at);
+    lagged
 }
 
 /// What a subscribe sends before live delivery: the snapshot, the replay, and whether
@@ -463,7 +489,7 @@ impl<'a> CatchUp<'a> {
         queue.add_missed(topic, replay.missed);
         // A new subscription whose replay does not fit continues it as the queue
         // drains, and joins live delivery only when the replay reaches the head.
-        let room = queue.free();
+        let room = queue.free(topic);
         let paged = is_new && replay.frames.len() > room;
         let now = if paged { room } else { replay.frames.len() };
         lagged += queue.push_replayed(topic, replay.frames[..now].iter().map(|(_, f)| *f));
