@@ -330,3 +330,30 @@ async fn connection_churn_leaves_nothing_behind() {
     );
     still_served(&server, "after-churn").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_topics_on_one_connection_stay_within_the_limit() {
+    let server = TestServer::start(ServerConfig::default().max_subscriptions(64)).await;
+    let mut greedy = raw_client(server.addr, 4096).await;
+    let subscribes: Vec<u8> = (0..5_000)
+        .flat_map(|topic| {
+            let text = format!(r#"{{"action":"subscribe","topic":"greedy-{topic}"}}"#);
+            client_frame(0x1, text.as_bytes())
+        })
+        .collect();
+    // Written without reading a reply: the server pauses reading, then answers.
+    let write = greedy.write_all(&subscribes);
+    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+    still_served(&server, "beside-greedy").await;
+    let stats = server.hub.stats();
+    let greedy_topics = stats
+        .subscriptions
+        .keys()
+        .filter(|t| t.as_str().starts_with("greedy-"))
+        .count();
+    assert!(greedy_topics <= 64, "{greedy_topics} topics held");
+    drop(greedy);
+    server
+        .wait_stats(|s| s.connections == 0 && s.subscriptions.is_empty())
+        .await;
+}
