@@ -13,6 +13,7 @@
 //! | [`tracing_layer`] | the same for `tracing` events (feature `tracing`) |
 //! | [`engine`] | streaming for any backtest engine: the [`BacktestEngine`](engine::BacktestEngine) trait and the [`BacktestRunner`](engine::BacktestRunner) |
 //! | [`reference`](mod@reference) | a small, exact reference engine: strategies, the SMA crossover, metrics, bars from CSV files or a generator |
+//! | [`auth`] | who may follow what: [`Grants`](auth::Grants), the [`Authorizer`](auth::Authorizer) trait, and a JWT verifier (feature `auth`) |
 //! | [`server`] | the WebSocket broadcast hub, standalone or embedded in an axum/hyper application (feature `server`) |
 //!
 //! The core (`wire`, `sink`, `streamer`, `log_bridge`, `engine`, `reference`) needs no
@@ -42,6 +43,7 @@
 //! | --- | --- | --- |
 //! | `server` | yes | [`server`]: the WebSocket broadcast hub (tokio, tokio-tungstenite) |
 //! | `hyper` | no | [`server::Hub::upgrade`]: the hub on a hyper or axum route (hyper, hyper-util) |
+//! | `auth` | no | [`auth::JwtVerifier`]: JSON Web Token verification (jsonwebtoken, RustCrypto backend) |
 //! | `csv` | yes | [`reference::load_csv`] and [`reference::read_csv`] (the `csv` crate) |
 //! | `tracing` | no | [`tracing_layer`]: `tracing` events as `log_entry` events, correlated by span |
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -54,6 +56,7 @@
     rust_2018_idioms
 )]
 
+pub mod auth;
 pub mod engine;
 pub mod log_bridge;
 pub mod reference;

@@ -10,7 +10,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
-use crate::server::admission::{Verdict, admit};
+use crate::server::admission::{Verdict, add_headers, admit};
 use crate::server::connection::{ConnectionEnd, serve_verdict};
 use crate::server::handshake::HandshakeRequest;
 use crate::server::hub::Hub;
@@ -53,10 +53,17 @@ impl Hub {
             }
             let request = HandshakeRequest::from_request(request, peer);
             match admit(&self.shared, &request) {
-                Verdict::RefuseHttp { status, reason } => {
+                Verdict::RefuseHttp {
+                    status,
+                    reason,
+                    headers,
+                    ..
+                } => {
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
                     refused = Some(status);
-                    Err(http_refusal(status, &reason))
+                    let mut response = http_refusal(status, &reason);
+                    add_headers(response.headers_mut(), &headers);
+                    Err(response)
                 }
                 other => {
                     verdict = Some(other);
@@ -100,8 +107,8 @@ impl Hub {
     }
 
     /// Serves a WebSocket that another library upgraded from `request`, until it ends.
-    /// The admission decides on `request`; a refusal the hook wanted as an HTTP status
-    /// becomes a close with 1008, since the upgrade is done.
+    /// The admission decides on `request`; a refusal meant as an HTTP status becomes a
+    /// close (1008 for the hook, 4500 for an invalid token), since the upgrade is done.
     pub async fn serve_with_request<S>(
         &self,
         ws: WebSocketStream<S>,

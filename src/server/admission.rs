@@ -4,25 +4,41 @@
 //!
 //! In order: the `Origin` check ([`ServerConfig::allowed_origins`],
 //! [`ServerConfig::same_origin`]), the [handshake hook](ServerConfig::handshake_hook),
-//! a shutdown in progress, and a free connection slot
-//! ([`ServerConfig::max_connections`]).
+//! the upgrades per client address ([`RateLimits`](crate::server::RateLimits)), a
+//! shutdown in progress, the token ([`ServerConfig::authorizer`]) and the connections
+//! of its subject, and a free connection slot ([`ServerConfig::max_connections`]).
 
 use std::sync::Arc;
 
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::server::access::{AuthRefusal, Authenticated, authenticate};
 use crate::server::config::ServerConfig;
 use crate::server::handshake::{HandshakeDecision, HandshakeRequest};
 use crate::server::shared::{Shared, Slot};
 use crate::server::stats::bump;
 use crate::wire::CloseCode;
 
+/// An admitted connection: its slot, and how it authenticated.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) slot: Slot,
+    pub(crate) auth: Authenticated,
+}
+
 /// What the admission decided for one upgrade request.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    /// Serve the connection, in this slot.
-    Accept(Slot),
-    /// Refuse before the upgrade with this HTTP status and body (after the upgrade:
-    /// close with 1008 and the body as reason).
-    RefuseHttp { status: u16, reason: String },
+    /// Serve the connection.
+    Accept(Admitted),
+    /// Refuse before the upgrade with this HTTP status, body and headers (after the
+    /// upgrade: close with `close` and the body as reason).
+    RefuseHttp {
+        status: u16,
+        reason: String,
+        headers: Vec<(&'static str, String)>,
+        close: CloseCode,
+    },
     /// Upgrade, then close at once with this code and reason: a browser can read a
     /// close code, not an HTTP status.
     Close { code: CloseCode, reason: String },
@@ -44,7 +60,12 @@ pub(crate) fn admit(shared: &Arc<Shared>, request: &HandshakeRequest) -> Verdict
             HandshakeDecision::Accept => {}
             HandshakeDecision::RefuseHttp { status, reason } => {
                 bump(&counters.refused_handshake_hook);
-                return Verdict::RefuseHttp { status, reason };
+                return Verdict::RefuseHttp {
+                    status,
+                    reason,
+                    headers: Vec::new(),
+                    close: CloseCode::Policy,
+                };
             }
             HandshakeDecision::RefuseClose { reason } => {
                 bump(&counters.refused_handshake_hook);
@@ -55,6 +76,18 @@ pub(crate) fn admit(shared: &Arc<Shared>, request: &HandshakeRequest) -> Verdict
             }
         }
     }
+    if let (Some(limiter), Some(peer)) = (&shared.upgrades, request.peer) {
+        if let Err(retry_after) = limiter.check(peer.ip()) {
+            bump(&counters.upgrades_rate_limited);
+            let seconds = retry_after.as_secs() + 1;
+            return Verdict::RefuseHttp {
+                status: 429,
+                reason: format!("too many connections from this address; retry in {seconds} s"),
+                headers: vec![("retry-after", seconds.to_string())],
+                close: CloseCode::TryAgainLater,
+            };
+        }
+    }
     let refuse = |code: CloseCode| Verdict::Close {
         code,
         reason: code.reason().to_owned(),
@@ -62,9 +95,34 @@ pub(crate) fn admit(shared: &Arc<Shared>, request: &HandshakeRequest) -> Verdict
     if shared.is_shutting_down() {
         return refuse(CloseCode::GoingAway);
     }
+    let auth = match authenticate(shared, request) {
+        Ok(auth) => auth,
+        Err(AuthRefusal::Invalid(error)) => {
+            bump(&counters.unauthorized);
+            return Verdict::RefuseHttp {
+                status: 401,
+                reason: format!("invalid token: {error}"),
+                headers: vec![("www-authenticate", r#"Bearer error="invalid_token""#.into())],
+                close: CloseCode::InvalidToken,
+            };
+        }
+        Err(AuthRefusal::TooManyForSubject) => {
+            bump(&counters.subject_limit);
+            return refuse(CloseCode::TooManyConnections);
+        }
+    };
     match shared.take_slot() {
-        Some(slot) => Verdict::Accept(slot),
+        Some(slot) => Verdict::Accept(Admitted { slot, auth }),
         None => refuse(CloseCode::TryAgainLater),
+    }
+}
+
+/// Adds the headers of a refusal to its HTTP response.
+pub(crate) fn add_headers(map: &mut HeaderMap, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            map.insert(HeaderName::from_static(name), value);
+        }
     }
 }
 
@@ -96,7 +154,6 @@ fn same_host(origin: &str, host: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_tungstenite::tungstenite::http::HeaderValue;
 
     fn request(origin: Option<&'static str>, host: &'static str) -> HandshakeRequest {
         let mut request = HandshakeRequest::default();

@@ -1,11 +1,14 @@
 //! [`ServerConfig`]: limits, timers and the handshake policy of the WebSocket server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::auth::Authorizer;
 use crate::server::handshake::HandshakeHook;
+use crate::server::limits::RateLimits;
 
 /// What the hub does with a client whose queue overflows (it reads more slowly than
 /// events are published).
@@ -132,6 +135,12 @@ pub struct ServerConfig {
     /// largest frame a client can be sent is this less
     /// [`write_buffer_size`](Self::write_buffer_size); a larger one ends the connection.
     pub max_write_buffer_size: usize,
+    /// Verifies the clients' tokens (default: none, every client is served everything).
+    /// With one, a client must present a token (in the upgrade request or in a first
+    /// `auth` message) and is served only what its grants allow; see [`crate::auth`].
+    pub authorizer: Option<Arc<dyn Authorizer>>,
+    /// The rate limits (see [`RateLimits`] for the defaults).
+    pub rate_limits: RateLimits,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +171,8 @@ impl Default for ServerConfig {
             read_buffer_size: 1024,
             write_buffer_size: 16 * 1024,
             max_write_buffer_size: 64 << 20,
+            authorizer: None,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -305,6 +316,30 @@ impl ServerConfig {
     /// Sets [`max_write_buffer_size`](Self::max_write_buffer_size).
     pub fn max_write_buffer_size(mut self, bytes: usize) -> Self {
         self.max_write_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`authorizer`](Self::authorizer).
+    ///
+    /// ```
+    /// # #[cfg(feature = "auth")] {
+    /// use backtest_stream::auth::JwtVerifier;
+    /// use backtest_stream::server::ServerConfig;
+    ///
+    /// let verifier = JwtVerifier::new().secret("a secret of at least 32 bytes, please")?;
+    /// let config = ServerConfig::default().authorizer(verifier);
+    /// assert!(config.authorizer.is_some());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn authorizer(mut self, authorizer: impl Authorizer) -> Self {
+        self.authorizer = Some(Arc::new(authorizer));
+        self
+    }
+
+    /// Sets [`rate_limits`](Self::rate_limits).
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
         self
     }
 

@@ -21,14 +21,20 @@
 //! - **Limits** ([`ServerConfig`]): connections, message size, queue and history
 //!   sizes, subscriptions per connection, ping interval and timeout (dead peers are
 //!   dropped), the write-stall timeout (clients that never read are dropped), allowed
-//!   origins and a handshake hook for authentication. [`Hub::stats`] tells
+//!   origins, a handshake hook, and [`RateLimits`] (client messages, upgrades per
+//!   address, connections per subject, the replay budget). [`Hub::stats`] tells
 //!   connections, subscriptions, events and drops by reason.
+//! - **Authentication and per-run permissions** ([`ServerConfig::authorizer`], see
+//!   [`crate::auth`]): a token in the upgrade request or a first `auth` message, grants
+//!   checked once per subscription (the hot path is unchanged) and so on every path an
+//!   event takes (live, `since` replay, `snapshot`), refresh, and 4004 at expiry.
 //! - **Standalone or embedded, one admission**: [`Server`] listens on its own address
 //!   (or [`BackgroundServer`] on a thread of its own, for programs without tokio);
 //!   [`Hub::upgrade`] answers the upgrade request of an axum or hyper route (feature
 //!   `hyper`); [`Hub::accept`] upgrades a raw stream (TLS, ...); [`Hub::serve`] serves a
 //!   WebSocket another library upgraded. All of them decide on a connection the same
-//!   way: origin check, handshake hook, connection limit.
+//!   way: origin check, handshake hook, rate limit per address, token, connection
+//!   limit.
 //!
 //! ```no_run
 //! use backtest_stream::server::{Server, ServerConfig};
@@ -52,8 +58,10 @@
 //! ```
 
 mod accept;
+mod access;
 mod admission;
 mod background;
+mod catch_up;
 mod config;
 mod connection;
 mod error;
@@ -62,6 +70,7 @@ mod handshake;
 mod history;
 mod hub;
 mod inbox;
+mod limits;
 mod listener;
 mod queue;
 mod shared;
@@ -78,6 +87,7 @@ pub use connection::ConnectionEnd;
 pub use error::ServerError;
 pub use handshake::{HandshakeDecision, HandshakeHook, HandshakeRequest};
 pub use hub::Hub;
+pub use limits::RateLimits;
 pub use listener::Server;
 pub use sink::HubSink;
-pub use stats::{ConnectionEvents, DroppedFrames, ServerStats};
+pub use stats::{AccessEvents, ConnectionEvents, DroppedFrames, ServerStats};

@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
+use crate::auth::Grants;
+use crate::server::access::Access;
 use crate::server::config::ServerConfig;
 use crate::server::inbox::{Inbox, Refused};
+use crate::server::limits::{AddressLimiter, SubjectCounts};
 use crate::server::queue::ClientQueue;
 use crate::server::stats::{Counters, bump};
 use crate::sink::SinkError;
@@ -44,6 +47,12 @@ pub(crate) enum Command {
     Register {
         id: u64,
         queue: Arc<ClientQueue>,
+        access: Access,
+    },
+    /// The connection presented a valid token (first, or a refresh).
+    Authorize {
+        id: u64,
+        grants: Arc<Grants>,
     },
     Subscribe {
         id: u64,
@@ -81,10 +90,18 @@ pub(crate) struct Shared {
     refusals: Mutex<Refusals>,
     /// Whether `refusals` holds anything (read by the hub without taking the lock).
     refused: AtomicBool,
+    /// Connections per subject.
+    pub(crate) subjects: SubjectCounts,
+    /// Upgrades per client address, when limited.
+    pub(crate) upgrades: Option<AddressLimiter>,
 }
 
 impl Shared {
     pub(crate) fn new(config: ServerConfig) -> Self {
+        let upgrades = config
+            .rate_limits
+            .upgrades_per_minute_per_address
+            .map(AddressLimiter::new);
         Self {
             inbox: Inbox::new(config.publish_queue_capacity, config.terminal_reserve),
             config,
@@ -96,6 +113,8 @@ impl Shared {
             no_connections: Notify::new(),
             refusals: Mutex::new(HashMap::new()),
             refused: AtomicBool::new(false),
+            subjects: SubjectCounts::default(),
+            upgrades,
         }
     }
 

@@ -24,6 +24,16 @@ pub(crate) struct Counters {
     pub dropped_write_stall: AtomicU64,
     pub dropped_slow: AtomicU64,
     pub closed_message_too_big: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub auth_timeout: AtomicU64,
+    pub token_expired: AtomicU64,
+    pub tokens_refreshed: AtomicU64,
+    pub forbidden: AtomicU64,
+    pub messages_rate_limited: AtomicU64,
+    pub closed_rate_limited: AtomicU64,
+    pub upgrades_rate_limited: AtomicU64,
+    pub subject_limit: AtomicU64,
+    pub replay_budget_spent: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -88,6 +98,34 @@ pub struct ConnectionEvents {
     pub closed_message_too_big: u64,
 }
 
+/// Authentication and rate-limit refusals, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccessEvents {
+    /// Tokens refused: upgrades answered 401, and connections closed with 4500 after an
+    /// invalid `auth` message (a refused refresh is counted too; it keeps the old token).
+    pub unauthorized: u64,
+    /// Connections closed with 4500 because no token came within the handshake timeout.
+    pub auth_timeout: u64,
+    /// Connections closed with 4004 at their token's expiry.
+    pub token_expired: u64,
+    /// Tokens replaced by an `auth` message on an open connection.
+    pub tokens_refreshed: u64,
+    /// Subscribes answered `forbidden` (beyond the grants).
+    pub forbidden: u64,
+    /// Client messages answered `rate_limited`.
+    pub messages_rate_limited: u64,
+    /// Connections closed with 4503 for sending on past the limit.
+    pub closed_rate_limited: u64,
+    /// Upgrades answered 429 (too many from one address).
+    pub upgrades_rate_limited: u64,
+    /// Connections closed with 4504 (too many for their subject).
+    pub subject_limit: u64,
+    /// Subscribes with a replay or snapshot answered `rate_limited` because the
+    /// connection's replay budget was spent.
+    pub replay_budget_spent: u64,
+}
+
 /// A view of the hub's state and counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -103,6 +141,8 @@ pub struct ServerStats {
     pub dropped: DroppedFrames,
     /// Connections refused or dropped, by reason.
     pub connection_events: ConnectionEvents,
+    /// Authentication and rate-limit refusals.
+    pub access: AccessEvents,
 }
 
 impl Counters {
@@ -128,6 +168,18 @@ impl Counters {
                 dropped_write_stall: get(&self.dropped_write_stall),
                 dropped_slow: get(&self.dropped_slow),
                 closed_message_too_big: get(&self.closed_message_too_big),
+            },
+            access: AccessEvents {
+                unauthorized: get(&self.unauthorized),
+                auth_timeout: get(&self.auth_timeout),
+                token_expired: get(&self.token_expired),
+                tokens_refreshed: get(&self.tokens_refreshed),
+                forbidden: get(&self.forbidden),
+                messages_rate_limited: get(&self.messages_rate_limited),
+                closed_rate_limited: get(&self.closed_rate_limited),
+                upgrades_rate_limited: get(&self.upgrades_rate_limited),
+                subject_limit: get(&self.subject_limit),
+                replay_budget_spent: get(&self.replay_budget_spent),
             },
         }
     }

@@ -8,10 +8,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
-
+use crate::auth::Grants;
+use crate::server::access::Access;
+use crate::server::catch_up::{CatchUp, Link, ReplayCursor, fill_lost_terminals, frame_bytes};
 use crate::server::frames::reply_frame;
-use crate::server::history::{Replay, TopicHistory};
+use crate::server::history::TopicHistory;
+use crate::server::limits::ReplayBudget;
 use crate::server::queue::{ClientQueue, Pushed};
 use crate::server::shared::Shared;
 use crate::server::stats::{add, bump};
@@ -41,23 +43,9 @@ enum Filter {
 struct Conn {
     queue: Arc<ClientQueue>,
     subs: HashMap<Topic, Filter>,
-}
-
-/// A replay too long for the client's queue: continued each time the queue drains;
-/// the connection joins live delivery of the topic when the replay reaches the head.
-struct ReplayCursor {
-    topic: Topic,
-    run: Option<BacktestId>,
-    /// The next seq to replay.
-    next: u64,
-    link: Link,
-}
-
-/// Where a subscription joins live delivery.
-enum Link {
-    All,
-    Run(BacktestId),
-    Nothing,
+    /// What it may see: checked once per subscribe, so live delivery needs no check.
+    access: Access,
+    budget: ReplayBudget,
 }
 
 /// Every connection of the hub, borrowed for a broadcast.
@@ -65,7 +53,11 @@ pub(crate) struct Connections<'a>(&'a HashMap<u64, Conn>);
 
 impl Connections<'_> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &ClientQueue)> {
-        self.0.iter().map(|(id, conn)| (*id, &*conn.queue))
+        // Events without a topic reach every authenticated connection.
+        self.0
+            .iter()
+            .filter(|(_, conn)| conn.access.admitted())
+            .map(|(id, conn)| (*id, &*conn.queue))
     }
 }
 
@@ -87,15 +79,37 @@ impl Subscriptions {
         }
     }
 
-    /// A new connection, with its queue.
-    pub(crate) fn register(&mut self, id: u64, queue: Arc<ClientQueue>) {
+    /// A new connection, with its queue and what it may see.
+    pub(crate) fn register(&mut self, id: u64, queue: Arc<ClientQueue>, access: Access) {
+        let budget = ReplayBudget::new(&self.shared.config.rate_limits);
         self.conns.insert(
             id,
             Conn {
                 queue,
                 subs: HashMap::new(),
+                access,
+                budget,
             },
         );
+    }
+
+    /// A connection presented a valid token: what it may see from now on. Its
+    /// subscriptions the grants no longer cover end, each with `unsubscribed`.
+    pub(crate) fn authorize(&mut self, id: u64, grants: Arc<Grants>) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.queue.command_taken();
+        let lost: Vec<Topic> = conn
+            .subs
+            .iter()
+            .filter(|(topic, filter)| !covers(&grants, topic, filter))
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        conn.access = Access::Granted(grants);
+        for topic in lost {
+            self.end_subscription(id, topic);
+        }
     }
 
     /// Asks every connection to close with `code` once its queue is written.
@@ -166,11 +180,19 @@ impl Subscriptions {
     }
 
     pub(crate) fn unsubscribe(&mut self, id: u64, topic: Topic) {
+        if let Some(conn) = self.conns.get(&id) {
+            conn.queue.command_taken();
+        }
+        self.end_subscription(id, topic);
+    }
+
+    /// Ends the subscription of `id` to `topic` (if any) and confirms with
+    /// `unsubscribed`.
+    fn end_subscription(&mut self, id: u64, topic: Topic) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         let queue = Arc::clone(&conn.queue);
-        queue.command_taken();
         let removed = conn.subs.remove(&topic);
         self.cancel_replay(id, &topic);
         if let Some(filter) = removed {
@@ -227,8 +249,14 @@ impl Subscriptions {
     /// and the replay asked for, and joins live delivery (at once, or when a replay too
     /// long for the queue has been sent).
     pub(crate) fn subscribe(&mut self, id: u64, request: Subscribe) {
-        if let Some(conn) = self.conns.get(&id) {
-            conn.queue.command_taken();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.queue.command_taken();
+        if let Some(refusal) = refusal(&self.shared, conn, &request) {
+            let queue = Arc::clone(&conn.queue);
+            self.reply(id, &queue, &refusal);
+            return;
         }
         let Some((queue, link, is_new)) = self.update_filter(id, &request) else {
             return;
@@ -248,9 +276,10 @@ impl Subscriptions {
             self.close_slow(id);
             return;
         }
-        let (lagged, cursor) = plan.send(&queue, &request, is_new);
-        add(&self.shared.counters.lagged, lagged);
-        match cursor {
+        let sent = plan.send(&queue, &request, is_new);
+        add(&self.shared.counters.lagged, sent.lagged);
+        self.spend(id, sent.bytes);
+        match sent.cursor {
             Some(mut cursor) => {
                 cursor.link = link;
                 self.cursors.entry(id).or_default().push(cursor);
@@ -362,6 +391,13 @@ impl Subscriptions {
         self.link(id, &queue, topic, cursor.link);
     }
 
+    /// Counts replayed bytes against the connection's budget.
+    fn spend(&mut self, id: u64, bytes: usize) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.budget.spend(bytes);
+        }
+    }
+
     /// Continues the replays of a connection whose queue drained.
     pub(crate) fn continue_replays(&mut self, id: u64) {
         let Some(cursors) = self.cursors.remove(&id) else {
@@ -372,6 +408,7 @@ impl Subscriptions {
         };
         let mut left = Vec::new();
         let mut lagged = 0;
+        let mut bytes = 0;
         for mut cursor in cursors {
             let mut done = true;
             if let Some(state) = self.topics.get(&cursor.topic) {
@@ -380,6 +417,7 @@ impl Subscriptions {
                 lagged += fill_lost_terminals(&queue, &cursor, history, replay.missed);
                 let room = queue.free(&cursor.topic);
                 let now = replay.frames.len().min(room);
+                bytes += frame_bytes(&replay.frames[..now]);
                 let frames = replay.frames[..now].iter().map(|(_, f)| *f);
                 lagged += queue.push_replayed(&cursor.topic, frames);
                 if now < replay.frames.len() {
@@ -395,6 +433,7 @@ impl Subscriptions {
             }
         }
         add(&self.shared.counters.lagged, lagged);
+        self.spend(id, bytes);
         if !left.is_empty() {
             self.cursors.insert(id, left);
             queue.request_drain_notice();
@@ -402,104 +441,46 @@ impl Subscriptions {
     }
 }
 
-/// Announces the `missed` events a paging replay found gone from the history (the
-/// history moved on faster than the client replayed it), and still sends the terminal
-/// events among them, which the snapshot state holds: each lost stretch is announced
-/// just before the frame after it, so every gap is told, in seq order. Returns the
-/// frames that did not fit.
-fn fill_lost_terminals(
-    queue: &ClientQueue,
-    cursor: &ReplayCursor,
-    history: &TopicHistory,
-    missed: u64,
-) -> u64 {
-    if missed == 0 {
-        return 0;
+/// Why a subscribe must not be acted on, as the answer to send: no token yet, beyond
+/// the grants, or a replay while the replay budget is spent.
+fn refusal(shared: &Shared, conn: &mut Conn, request: &Subscribe) -> Option<ServerMessage> {
+    let counters = &shared.counters;
+    let (topic, run) = (&request.topic, request.backtest_id.as_ref());
+    match &conn.access {
+        Access::Open => {}
+        Access::Pending => {
+            let text = r#"authenticate first: {"action":"auth","token":"<jwt>"}"#;
+            return Some(ServerMessage::error(ErrorCode::Unauthorized, text));
+        }
+        Access::Granted(grants) if !grants.allows(topic, run) => {
+            bump(&counters.forbidden);
+            let what = match run {
+                Some(run) => format!("run {run} on topic {topic}"),
+                None => format!("the whole of topic {topic}"),
+            };
+            let text = format!("your token does not grant {what}");
+            return Some(ServerMessage::error(ErrorCode::Forbidden, text));
+        }
+        Access::Granted(_) => {}
     }
-    let topic = &cursor.topic;
-    let until = cursor.next + missed;
-    let mut at = cursor.next;
-    let mut lagged = 0;
-    for (seq, frame) in history.terminals_between(at, until, cursor.run.as_ref()) {
-        queue.add_missed(topic, seq - at);
-        lagged += queue.push_replayed(topic, [frame]);
-        at = seq + 1;
+    let replays = request.snapshot || request.since.is_some();
+    if replays && !conn.budget.may_replay() {
+        bump(&counters.replay_budget_spent);
+        let limits = &shared.config.rate_limits;
+        let text = format!(
+            "replay budget spent ({} bytes per {:?}): subscribe without since and snapshot, or retry later",
+            limits.replay_bytes, limits.replay_interval
+        );
+        return Some(ServerMessage::error(ErrorCode::RateLimited, text));
     }
-    queue.add_missed(topic, until - at);
-    lagged
+    None
 }
 
-/// What a subscribe sends before live delivery: the snapshot, the replay, and whether
-/// its `since` could be honoured.
-struct CatchUp<'a> {
-    snapshot: Vec<(u64, &'a Utf8Bytes)>,
-    replay: Option<Replay<'a>>,
-    recovered: Option<bool>,
-}
-
-impl<'a> CatchUp<'a> {
-    fn plan(history: &'a TopicHistory, request: &Subscribe, epoch: &str) -> Self {
-        let run = request.backtest_id.as_ref();
-        let mut snapshot = if request.snapshot {
-            history.snapshot(run)
-        } else {
-            Vec::new()
-        };
-        // A `since` without `epoch` is taken to be of this epoch.
-        let same_epoch = request.epoch.as_deref().is_none_or(|e| e == epoch);
-        let replay = match request.since {
-            Some(since) if same_epoch && since <= history.head() => {
-                Some(history.replay(since, run))
-            }
-            _ => None,
-        };
-        if let (Some(since), Some(_)) = (request.since, &replay) {
-            // With a replay, the snapshot only fills the part of the gap that is no
-            // longer retained: what the client has (seq <= since) and what the replay
-            // sends (seq >= the oldest retained) are left out, so no seq comes twice and
-            // every frame comes in seq order.
-            let oldest = history.oldest();
-            snapshot.retain(|(seq, _)| *seq > since && *seq < oldest);
-            snapshot.sort_unstable_by_key(|(seq, _)| *seq);
-        }
-        let recovered = request
-            .since
-            .map(|_| replay.as_ref().is_some_and(|r| r.missed == 0));
-        Self {
-            snapshot,
-            replay,
-            recovered,
-        }
-    }
-
-    /// Queues the snapshot, then the replay (all of it, or as much as fits for a new
-    /// subscription, which then continues from the cursor returned); the frames that did
-    /// not fit are counted, and announced to the client as missed.
-    fn send(
-        self,
-        queue: &ClientQueue,
-        request: &Subscribe,
-        is_new: bool,
-    ) -> (u64, Option<ReplayCursor>) {
-        let topic = &request.topic;
-        let mut lagged = queue.push_replayed(topic, self.snapshot.iter().map(|(_, f)| *f));
-        let Some(replay) = self.replay else {
-            return (lagged, None);
-        };
-        queue.add_missed(topic, replay.missed);
-        // A new subscription whose replay does not fit continues it as the queue
-        // drains, and joins live delivery only when the replay reaches the head.
-        let room = queue.free(topic);
-        let paged = is_new && replay.frames.len() > room;
-        let now = if paged { room } else { replay.frames.len() };
-        lagged += queue.push_replayed(topic, replay.frames[..now].iter().map(|(_, f)| *f));
-        let cursor = paged.then(|| ReplayCursor {
-            topic: topic.clone(),
-            run: request.backtest_id.clone(),
-            next: replay.frames[now].0,
-            link: Link::Nothing,
-        });
-        (lagged, cursor)
+/// Whether `grants` still cover a subscription.
+fn covers(grants: &Grants, topic: &Topic, filter: &Filter) -> bool {
+    match filter {
+        Filter::All => grants.topics.contains(topic),
+        Filter::Runs(runs) => runs.iter().all(|run| grants.allows(topic, Some(run))),
     }
 }
 

@@ -144,12 +144,13 @@ impl HubTask {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Register { id, queue } => {
+            Command::Register { id, queue, access } => {
                 if self.closed {
                     queue.request_close(CloseCode::GoingAway, false);
                 }
-                self.subs.register(id, queue);
+                self.subs.register(id, queue, access);
             }
+            Command::Authorize { id, grants } => self.subs.authorize(id, grants),
             Command::Subscribe { id, request } => self.subs.subscribe(id, request),
             Command::Unsubscribe { id, topic } => self.subs.unsubscribe(id, topic),
             Command::Disconnect { id } => self.subs.remove(id),

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::http::{
 };
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::server::admission::{Verdict, admit};
+use crate::server::admission::{Verdict, add_headers, admit};
 use crate::server::connection::serve_verdict;
 use crate::server::handshake::HandshakeRequest;
 use crate::server::hub::Hub;
@@ -70,9 +70,17 @@ impl Hub {
             &self.shared,
             &HandshakeRequest::from_request(&request, peer),
         );
-        if let Verdict::RefuseHttp { status, reason } = verdict {
+        if let Verdict::RefuseHttp {
+            status,
+            reason,
+            headers,
+            ..
+        } = verdict
+        {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-            return respond(status, &reason);
+            let mut response = respond(status, &reason);
+            add_headers(response.headers_mut(), &headers);
+            return response;
         }
         let hub = self.clone();
         self.runtime.spawn(async move {

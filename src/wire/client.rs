@@ -1,12 +1,11 @@
 //! What a client sends: [`ClientMessage`], and the [`BadRequest`] a server answers when it
 //! cannot act on a message.
 
-use std::fmt;
-
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::wire::id::BacktestId;
+use crate::wire::loose::{Loose, Parsed};
 use crate::wire::topic::Topic;
 
 /// A message a client sends to the server, parsed and validated.
@@ -43,6 +42,12 @@ pub enum ClientMessage {
     },
     /// `{"action":"ping"}`: the server answers `{"type":"pong"}`.
     Ping,
+    /// `{"action":"auth","token":...}`: authenticate (the first message after an upgrade
+    /// without a token), or refresh the token.
+    Auth {
+        /// The bearer token (a JWT).
+        token: String,
+    },
 }
 
 /// A subscribe request: a topic, or one run on it, with its replay options.
@@ -113,7 +118,7 @@ pub enum BadRequest {
     #[error("missing \"action\"")]
     MissingAction,
     /// An action nobody knows.
-    #[error("unknown action {0:?}; expected subscribe, unsubscribe or ping")]
+    #[error("unknown action {0:?}; expected subscribe, unsubscribe, ping or auth")]
     UnknownAction(String),
     /// No topic, or an empty one.
     #[error("missing or empty \"topic\"")]
@@ -136,6 +141,9 @@ pub enum BadRequest {
         /// Why.
         reason: String,
     },
+    /// An `auth` message without a token.
+    #[error("missing or empty \"token\"")]
+    MissingToken,
     /// A binary frame.
     #[error("binary frames are not supported; send JSON text frames")]
     Binary,
@@ -176,17 +184,18 @@ impl<'de> Deserialize<'de> for ClientMessage {
 /// The known keys of a client message, each as the loosely typed value it had, so that a
 /// wrong type is reported with the field it is in, and only when the action uses it.
 #[derive(Default)]
-struct Fields {
-    action: Option<Loose>,
-    topic: Option<Loose>,
-    backtest_id: Option<Loose>,
-    since: Option<Loose>,
-    epoch: Option<Loose>,
-    snapshot: Option<Loose>,
+pub(super) struct Fields {
+    pub(super) action: Option<Loose>,
+    pub(super) topic: Option<Loose>,
+    pub(super) backtest_id: Option<Loose>,
+    pub(super) since: Option<Loose>,
+    pub(super) epoch: Option<Loose>,
+    pub(super) snapshot: Option<Loose>,
+    pub(super) token: Option<Loose>,
 }
 
 impl Fields {
-    fn into_message(self) -> Result<ClientMessage, BadRequest> {
+    pub(super) fn into_message(self) -> Result<ClientMessage, BadRequest> {
         let action = match self.action {
             None | Some(Loose::Null) => return Err(BadRequest::MissingAction),
             Some(Loose::Str(action)) => action,
@@ -194,6 +203,10 @@ impl Fields {
         };
         match action.as_str() {
             "ping" => Ok(ClientMessage::Ping),
+            "auth" => match string("token", self.token)? {
+                Some(token) if !token.is_empty() => Ok(ClientMessage::Auth { token }),
+                _ => Err(BadRequest::MissingToken),
+            },
             "unsubscribe" => Ok(ClientMessage::Unsubscribe {
                 topic: topic(self.topic)?,
             }),
@@ -256,236 +269,6 @@ fn since(value: Option<Loose>) -> Result<Option<u64>, BadRequest> {
             reason: format!("{n} is not a non-negative integer"),
         }),
         Some(other) => Err(wrong_type("since", "a non-negative integer", &other)),
-    }
-}
-
-/// A JSON value as far as a client message needs it: its type, and its content when it
-/// is a scalar. Arrays and objects are skipped.
-enum Loose {
-    Null,
-    Bool(bool),
-    Unsigned(u64),
-    /// A negative or fractional number, as JSON text.
-    OtherNumber(String),
-    Str(String),
-    Array,
-    Object,
-}
-
-impl Loose {
-    fn type_name(&self) -> &'static str {
-        match self {
-            Loose::Null => "null",
-            Loose::Bool(_) => "a boolean",
-            Loose::Unsigned(_) | Loose::OtherNumber(_) => "a number",
-            Loose::Str(_) => "a string",
-            Loose::Array => "an array",
-            Loose::Object => "an object",
-        }
-    }
-}
-
-struct LooseVisitor;
-
-impl<'de> Visitor<'de> for LooseVisitor {
-    type Value = Loose;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Loose, E> {
-        Ok(Loose::Null)
-    }
-    fn visit_none<E>(self) -> Result<Loose, E> {
-        Ok(Loose::Null)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Loose, E> {
-        Ok(Loose::Bool(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
-        Ok(Loose::Unsigned(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
-        Ok(u64::try_from(v).map_or_else(|_| Loose::OtherNumber(v.to_string()), Loose::Unsigned))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Loose, E> {
-        // The number as JSON writes it (`1.5`, `1e300`).
-        let text = serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string());
-        Ok(Loose::OtherNumber(text))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
-        Ok(Loose::Str(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Loose, E> {
-        Ok(Loose::Str(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Loose, A::Error> {
-        SkipVisitor.visit_seq(seq)?;
-        Ok(Loose::Array)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Loose, A::Error> {
-        SkipVisitor.visit_map(map)?;
-        Ok(Loose::Object)
-    }
-}
-
-/// A value read to its end and dropped. Unlike serde's `IgnoredAny`, it reads every part
-/// as a value (numbers in range, strings valid, nesting within the parser's limit), so
-/// that a message holding invalid JSON anywhere is `NotJson`, whatever key it is under.
-struct Skipped;
-
-struct SkipVisitor;
-
-impl<'de> Visitor<'de> for SkipVisitor {
-    type Value = Skipped;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-    fn visit_none<E>(self) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Skipped, E> {
-        Ok(Skipped)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
-        while seq.next_element::<Skipped>()?.is_some() {}
-        Ok(Skipped)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skipped, A::Error> {
-        while map.next_entry::<Skipped, Skipped>()?.is_some() {}
-        Ok(Skipped)
-    }
-}
-
-impl<'de> Deserialize<'de> for Skipped {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(SkipVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for Loose {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(LooseVisitor)
-    }
-}
-
-/// A key of a client message.
-enum Key {
-    Action,
-    Topic,
-    BacktestId,
-    Since,
-    Epoch,
-    Snapshot,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E>(self, key: &str) -> Result<Key, E> {
-                Ok(match key {
-                    "action" => Key::Action,
-                    "topic" => Key::Topic,
-                    "backtest_id" => Key::BacktestId,
-                    "since" => Key::Since,
-                    "epoch" => Key::Epoch,
-                    "snapshot" => Key::Snapshot,
-                    _ => Key::Other,
-                })
-            }
-        }
-        deserializer.deserialize_identifier(KeyVisitor)
-    }
-}
-
-/// A message read as far as its shape: the known keys of an object, or why it is not
-/// one (any JSON value is read to its end, so that only invalid JSON is an error).
-struct Parsed(Result<Fields, BadRequest>);
-
-impl<'de> Deserialize<'de> for Parsed {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(MessageVisitor)
-    }
-}
-
-struct MessageVisitor;
-
-/// The answer to a message that is JSON but not an object.
-fn not_object<E>(got: &'static str) -> Result<Parsed, E> {
-    Ok(Parsed(Err(BadRequest::NotObject(got))))
-}
-
-impl<'de> Visitor<'de> for MessageVisitor {
-    type Value = Parsed;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
-        let mut fields = Fields::default();
-        while let Some(key) = map.next_key::<Key>()? {
-            let slot = match key {
-                Key::Action => &mut fields.action,
-                Key::Topic => &mut fields.topic,
-                Key::BacktestId => &mut fields.backtest_id,
-                Key::Since => &mut fields.since,
-                Key::Epoch => &mut fields.epoch,
-                Key::Snapshot => &mut fields.snapshot,
-                Key::Other => {
-                    map.next_value::<Skipped>()?;
-                    continue;
-                }
-            };
-            *slot = Some(map.next_value::<Loose>()?);
-        }
-        Ok(Parsed(Ok(fields)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Parsed, A::Error> {
-        LooseVisitor.visit_seq(seq)?;
-        not_object("an array")
-    }
-    fn visit_unit<E>(self) -> Result<Parsed, E> {
-        not_object("null")
-    }
-    fn visit_none<E>(self) -> Result<Parsed, E> {
-        not_object("null")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Parsed, E> {
-        not_object("a boolean")
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Parsed, E> {
-        not_object("a number")
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Parsed, E> {
-        not_object("a number")
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Parsed, E> {
-        not_object("a number")
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Parsed, E> {
-        not_object("a string")
     }
 }
 

@@ -46,6 +46,7 @@ mod envelope;
 mod event;
 mod finite;
 mod id;
+mod loose;
 mod name;
 mod results;
 mod server;

@@ -17,9 +17,11 @@ use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 
+use crate::server::connection::session::{AuthStep, Session};
 use crate::server::connection::{CLOSE_WAIT, ConnectionEnd, close_frame};
 use crate::server::frames::reply_frame;
 use crate::server::hub::Hub;
+use crate::server::limits::MessageVerdict;
 use crate::server::queue::{ClientQueue, Taken};
 use crate::server::shared::Command;
 use crate::server::stats::{add, bump};
@@ -52,6 +54,8 @@ pub(super) struct Driver<'h, S> {
     read_done: bool,
     peer_closed: bool,
     pending_close: Option<CloseCode>,
+    /// The reason sent with the pending close, when not the code's own.
+    close_reason: Option<String>,
     close_sent: Option<CloseCode>,
     close_deadline: Option<Pin<Box<Sleep>>>,
     /// Fires when writing has been blocked for the write-stall timeout; made the
@@ -63,6 +67,7 @@ pub(super) struct Driver<'h, S> {
     /// the client's end is reading, which is a sign of life (a slow reader's pong may
     /// wait behind megabytes it has yet to read).
     write_blocked: bool,
+    session: Session,
 }
 
 impl<S> Drop for Driver<'_, S> {
@@ -82,6 +87,7 @@ where
         ws: WebSocketStream<S>,
         queue: Arc<ClientQueue>,
         id: u64,
+        session: Session,
     ) -> Self {
         let interval = hub.config().ping_interval;
         Self {
@@ -98,11 +104,13 @@ where
             read_done: false,
             peer_closed: false,
             pending_close: None,
+            close_reason: None,
             close_sent: None,
             close_deadline: None,
             stall_timer: None,
             stall_armed: false,
             write_blocked: false,
+            session,
         }
     }
 
@@ -169,23 +177,12 @@ where
     fn on_message(&mut self, message: Message) {
         self.alive();
         match message {
-            Message::Text(text) => match ClientMessage::parse(&text) {
-                Ok(ClientMessage::Ping) => self.reply(&ServerMessage::Pong),
-                Ok(ClientMessage::Subscribe(request)) => {
-                    self.queue.command_sent();
-                    self.hub.command(Command::Subscribe {
-                        id: self.id,
-                        request,
-                    });
-                }
-                Ok(ClientMessage::Unsubscribe { topic }) => {
-                    self.queue.command_sent();
-                    self.hub
-                        .command(Command::Unsubscribe { id: self.id, topic });
-                }
+            Message::Text(text) if self.within_rate() => match ClientMessage::parse(&text) {
+                Ok(message) => self.on_request(message),
                 Err(error) => self.reply_error(&error),
             },
-            Message::Binary(_) => self.reply_error(&BadRequest::Binary),
+            Message::Binary(_) if self.within_rate() => self.reply_error(&BadRequest::Binary),
+            Message::Text(_) | Message::Binary(_) => {}
             Message::Close(_) => self.peer_closed = true,
             // tungstenite answers pings itself, on the next flush: owed pongs count as
             // unflushed writes (so a client that pings but never reads stalls), and
@@ -197,6 +194,80 @@ where
             // A pong is just a sign of life.
             Message::Pong(_) | Message::Frame(_) => {}
         }
+    }
+
+    /// Takes a client message from the rate limit: `false` when it must not be acted
+    /// on (it was answered `rate_limited`, or the connection is closing for it).
+    fn within_rate(&mut self) -> bool {
+        let counters = &self.hub.shared.counters;
+        match self.session.check_rate() {
+            MessageVerdict::Allowed => return true,
+            MessageVerdict::Refused => {
+                bump(&counters.messages_rate_limited);
+                let limits = &self.hub.config().rate_limits;
+                let text = format!(
+                    "rate limited: at most {} messages per second (bursts of {}); this one was not acted on",
+                    limits.messages_per_second, limits.message_burst
+                );
+                self.reply(&ServerMessage::error(ErrorCode::RateLimited, text));
+            }
+            MessageVerdict::Close => {
+                bump(&counters.closed_rate_limited);
+                self.give_up(CloseCode::RateLimited, None);
+            }
+        }
+        false
+    }
+
+    /// A valid client message.
+    fn on_request(&mut self, message: ClientMessage) {
+        if let ClientMessage::Auth { token } = &message {
+            return self.on_auth(token);
+        }
+        if self.session.pending() {
+            let text = r#"authenticate first: {"action":"auth","token":"<jwt>"}"#;
+            return self.reply(&ServerMessage::error(ErrorCode::Unauthorized, text));
+        }
+        let id = self.id;
+        let command = match message {
+            ClientMessage::Ping => return self.reply(&ServerMessage::Pong),
+            ClientMessage::Subscribe(request) => Command::Subscribe { id, request },
+            ClientMessage::Unsubscribe { topic } => Command::Unsubscribe { id, topic },
+            _ => return,
+        };
+        self.queue.command_sent();
+        self.hub.command(command);
+    }
+
+    fn on_auth(&mut self, token: &str) {
+        match self.session.on_auth(self.hub, token) {
+            AuthStep::Grant(grants) => {
+                self.queue.command_sent();
+                self.hub.command(Command::Authorize {
+                    id: self.id,
+                    grants,
+                });
+            }
+            AuthStep::Reply(message) => self.reply(&message),
+            AuthStep::Close(code, reason) => self.give_up(code, Some(reason)),
+            AuthStep::Ignore => {}
+        }
+    }
+
+    /// Closes with `code` without writing what waits, and stops reading.
+    fn give_up(&mut self, code: CloseCode, reason: Option<String>) {
+        self.read_done = true;
+        self.batch.clear();
+        self.replies.clear();
+        let discarded = self.queue.request_close(code, true);
+        add(
+            &self.hub.shared.counters.closed_connection,
+            discarded as u64,
+        );
+        if self.pending_close.is_none() && self.close_sent.is_none() {
+            self.close_reason = reason;
+        }
+        self.start_close(code);
     }
 
     fn reply(&mut self, message: &ServerMessage) {
@@ -233,7 +304,8 @@ where
         while self.close_sent.is_none() && !self.peer_closed {
             if self.replies.is_empty() && self.batch.is_empty() {
                 if let Some(code) = self.pending_close {
-                    let frame = close_frame(code, code.reason());
+                    let reason = self.close_reason.take();
+                    let frame = close_frame(code, reason.as_deref().unwrap_or(code.reason()));
                     self.replies.push_back(Message::Close(Some(frame)));
                     continue;
                 }
@@ -361,13 +433,18 @@ where
         Ok(())
     }
 
-    /// The wait for the close answer, or pings and the dead-peer check.
+    /// The wait for the close answer, the end of the wait for a token or of its
+    /// grants, or pings and the dead-peer check.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Step {
         if let Some(deadline) = &mut self.close_deadline {
             if deadline.as_mut().poll(cx).is_ready() {
                 return Err(self.end_after_close());
             }
             return Ok(false);
+        }
+        if let Poll::Ready((code, reason)) = self.session.poll_deadline(self.hub, cx) {
+            self.give_up(code, Some(reason.to_owned()));
+            return Ok(true);
         }
         if self.timer.as_mut().poll(cx).is_pending() {
             return Ok(false);

@@ -5,6 +5,7 @@
 //! writes.
 
 mod driver;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +15,11 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::server::admission::Verdict;
+use crate::server::admission::{Admitted, Verdict};
+use crate::server::connection::session::Session;
 use crate::server::hub::Hub;
 use crate::server::queue::ClientQueue;
-use crate::server::shared::{Command, Slot};
+use crate::server::shared::Command;
 use crate::server::stats::bump;
 use crate::wire::CloseCode;
 
@@ -89,31 +91,34 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     match verdict {
-        Verdict::Accept(slot) => serve(hub, ws, slot).await,
+        Verdict::Accept(admitted) => serve(hub, ws, admitted).await,
         Verdict::Close { code, reason } => {
             close_now(&mut ws, code, &reason).await;
             ConnectionEnd::ServerClosed(code)
         }
-        // Too late for an HTTP answer: the policy refusal a browser can read.
-        Verdict::RefuseHttp { reason, .. } => {
-            close_now(&mut ws, CloseCode::Policy, &reason).await;
-            ConnectionEnd::ServerClosed(CloseCode::Policy)
+        // Too late for an HTTP answer: the close a browser can read.
+        Verdict::RefuseHttp { reason, close, .. } => {
+            close_now(&mut ws, close, &reason).await;
+            ConnectionEnd::ServerClosed(close)
         }
     }
 }
 
 /// Serves an admitted connection until it ends.
-async fn serve<S>(hub: &Hub, ws: WebSocketStream<S>, slot: Slot) -> ConnectionEnd
+async fn serve<S>(hub: &Hub, ws: WebSocketStream<S>, admitted: Admitted) -> ConnectionEnd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let Admitted { slot, auth } = admitted;
     bump(&hub.shared.counters.connections_accepted);
     let queue = Arc::new(ClientQueue::new(hub.config().queue_capacity));
+    let session = Session::new(hub, auth);
     hub.command(Command::Register {
         id: slot.id,
         queue: Arc::clone(&queue),
+        access: session.access(),
     });
-    let mut driver = driver::Driver::new(hub, ws, queue, slot.id);
+    let mut driver = driver::Driver::new(hub, ws, queue, slot.id, session);
     let end = std::future::poll_fn(|cx| driver.poll_drive(cx)).await;
     drop(driver);
     drop(slot);
