@@ -122,8 +122,9 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             max_run: options.max_run,
         }),
     };
+    let guard_hosts = Arc::clone(&hosts);
     let router = http::with_limits(routes(app), options.http).layer(axum::middleware::from_fn(
-        move |request, next| guard::check(Arc::clone(&hosts), request, next),
+        move |request, next| guard::check(Arc::clone(&guard_hosts), request, next),
     ));
 
     // The first line is the contract with tests and scripts: keep it first. A closed
@@ -135,6 +136,14 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let _ = out.flush();
     drop(out);
     log::info!("listening on {addr}");
+    if !guard::is_loopback(addr.ip()) {
+        log::warn!(
+            "listening on {addr}, which is not loopback, without authentication (--insecure): \
+             anyone who can reach it may start and cancel runs; only the Host names {} are \
+             answered (add others with --allowed-host NAME)",
+            hosts.names().join(", ")
+        );
+    }
     if let Some(dir) = &options.data_dir {
         log::info!("runs may read CSV files below {}", dir.display());
     }
