@@ -46,11 +46,6 @@ impl DataDir {
         Ok(Self { root, max_bytes })
     }
 
-    /// The directory (canonical).
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Opens `requested` (relative to the directory, or absolute inside it). Blocking.
     pub fn open(&self, requested: &str) -> Result<DataFile, ApiError> {
         let refused = || {

@@ -42,11 +42,6 @@ impl ApiError {
         self.retry_after = Some(seconds);
         self
     }
-
-    /// The status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
 }
 
 impl IntoResponse for ApiError {
