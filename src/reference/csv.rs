@@ -141,6 +141,34 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<Vec<Bar>, CsvError> {
 /// # Ok::<(), CsvError>(())
 /// ```
 pub fn read_csv(input: impl Read) -> Result<Vec<Bar>, CsvError> {
+    read_csv_range(input, None, None, None)
+}
+
+/// Reads the bars of CSV text (the format of [`read_csv`]) from `from` (inclusive) until
+/// `until` (exclusive), at most `max_bars` of them, and stops reading as soon as it has
+/// them: the lines after the last bar needed are never read (a run of ten bars reads the
+/// first lines of a large file, not the file), nor checked.
+///
+/// The lines before `from` are read and checked. An input without any bar line is
+/// [`CsvError::NoBars`]; an input whose bars all lie outside the range gives no bars.
+///
+/// ```
+/// use backtest_stream::reference::read_csv_range;
+///
+/// let text = "timestamp,open,high,low,close,volume\n\
+///             2024-01-15T10:00:00Z,1.0921,1.0930,1.0915,1.0927,1250\n\
+///             2024-01-15T11:00:00Z,1.0927,1.0941,1.0920,1.0938,980\n\
+///             this line is never read\n";
+/// let bars = read_csv_range(text.as_bytes(), None, None, Some(2))?;
+/// assert_eq!(bars.len(), 2);
+/// # Ok::<(), backtest_stream::reference::CsvError>(())
+/// ```
+pub fn read_csv_range(
+    input: impl Read,
+    from: Option<Timestamp>,
+    until: Option<Timestamp>,
+    max_bars: Option<usize>,
+) -> Result<Vec<Bar>, CsvError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .trim(csv::Trim::All)
@@ -165,7 +193,8 @@ pub fn read_csv(input: impl Read) -> Result<Vec<Bar>, CsvError> {
     }
     let mut bars = Vec::new();
     let mut previous: Option<(Timestamp, u64)> = None;
-    while reader.read_record(&mut record).map_err(malformed)? {
+    let max_bars = max_bars.unwrap_or(usize::MAX);
+    while bars.len() < max_bars && reader.read_record(&mut record).map_err(malformed)? {
         let line = record.position().map_or(0, |p| p.line());
         // A record has as many fields as the header (the reader is not flexible).
         let field = |i: usize| record.get(index[i]).unwrap_or("");
@@ -195,16 +224,23 @@ pub fn read_csv(input: impl Read) -> Result<Vec<Bar>, CsvError> {
             }
         }
         previous = Some((timestamp, line));
-        bars.push(Bar {
+        let bar = Bar {
             timestamp,
             open: number(1)?,
             high: number(2)?,
             low: number(3)?,
             close: number(4)?,
             volume: number(5)?,
-        });
+        };
+        if until.is_some_and(|until| timestamp >= until) {
+            // Timestamps ascend: no later line is in the range.
+            break;
+        }
+        if from.is_none_or(|from| timestamp >= from) {
+            bars.push(bar);
+        }
     }
-    if bars.is_empty() {
+    if previous.is_none() {
         return Err(CsvError::NoBars);
     }
     Ok(bars)
@@ -236,6 +272,33 @@ fn parse_timestamp(text: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_keeps_its_bars_and_stops_reading_after_them() {
+        let text = "timestamp,open,high,low,close,volume\n\
+                    2024-01-01,1,1,1,1,1\n2024-01-02,2,2,2,2,2\n2024-01-03,3,3,3,3,3\n\
+                    2024-01-04,4,4,4,4,4\nnot a bar at all\n";
+        let day = |d: &str| Some(format!("{d}T00:00:00Z").parse::<Timestamp>().unwrap());
+        let closes = |bars: Vec<Bar>| bars.iter().map(|b| b.close).collect::<Vec<_>>();
+        let read = |from, until, max| read_csv_range(text.as_bytes(), from, until, max);
+        assert_eq!(closes(read(None, None, Some(2)).unwrap()), [1.0, 2.0]);
+        assert_eq!(
+            closes(read(day("2024-01-02"), None, Some(2)).unwrap()),
+            [2.0, 3.0]
+        );
+        assert_eq!(
+            closes(read(None, day("2024-01-03"), None).unwrap()),
+            [1.0, 2.0]
+        );
+        // Without a limit the bad last line is read, and named.
+        assert!(matches!(
+            read(None, None, None).unwrap_err(),
+            CsvError::Malformed { line: 6, .. }
+        ));
+        let good = &text[..text.find("not a bar").unwrap()];
+        let later = read_csv_range(good.as_bytes(), day("2025-01-01"), None, Some(3));
+        assert!(later.unwrap().is_empty());
+    }
 
     #[test]
     fn timestamps_without_zone_are_utc() {

@@ -46,7 +46,7 @@ mod synthetic;
 
 pub use bar::Bar;
 #[cfg(feature = "csv")]
-pub use csv::{CSV_COLUMNS, CsvError, load_csv, read_csv};
+pub use csv::{CSV_COLUMNS, CsvError, load_csv, read_csv, read_csv_range};
 pub use engine::{
     BacktestReport, EngineConfig, ReferenceEngine, ReferenceEngineError, run_backtest,
 };

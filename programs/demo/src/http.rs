@@ -43,11 +43,16 @@ impl Default for Limits {
     }
 }
 
-/// Serves `router` on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, router: Router, limits: Limits) -> std::io::Result<()> {
-    let router = router.layer(axum::middleware::from_fn(move |request, next| {
+/// `router` with the body limits: each request's body is read (within the time and size
+/// limits) before the handler runs.
+pub fn with_limits(router: Router, limits: Limits) -> Router {
+    router.layer(axum::middleware::from_fn(move |request, next| {
         read_body_in_time(request, next, limits)
-    }));
+    }))
+}
+
+/// Serves `router` (see [`with_limits`]) on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, router: Router, limits: Limits) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (stream, _peer) = match listener.accept().await {

@@ -3,165 +3,83 @@
 //!
 //! ```text
 //! cargo run --release --bin demo                    # http://127.0.0.1:8000/
-//! cargo run --release --bin demo -- --addr 0.0.0.0:9000
+//! cargo run --release --bin demo -- --addr localhost:9000
+//! cargo run --release --bin demo -- --data-dir ./data  # runs may read CSV files there
 //! cargo run --release --bin demo -- --history 2000   # events replayed to late joiners
 //! BACKTEST_STREAM_ADDR=127.0.0.1:0 cargo run --release --bin demo
 //! ```
 //!
-//! The first line on stdout is `Dashboard: http://ADDR/` (with the bound port).
+//! The first line on stdout is `Dashboard: http://ADDR/` (with the bound port); a
+//! closed stdout (`demo | head -1`) does not stop the server. Only loopback addresses
+//! are served unless `--insecure` is given (the demo has no authentication yet).
 //! `RUST_LOG` sets the console log level (default `info`; trade lines are streamed to
 //! the page but not printed).
 
 #![forbid(unsafe_code)]
 #![warn(clippy::too_many_lines)]
 
+mod access;
 mod api;
+mod data;
+mod error;
+mod guard;
 mod http;
+mod options;
+mod paced;
+mod request;
 mod runs;
 
-use std::ffi::OsString;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse};
-use axum::routing::{get, post};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use backtest_stream::log_bridge::LogBridge;
 use backtest_stream::server::{Hub, ServerConfig};
 use backtest_stream::sink::SharedSink;
 use backtest_stream::wire::Topic;
 use log::LevelFilter;
 
+use crate::data::DataDir;
+use crate::guard::AllowedHosts;
+use crate::options::{Command, Options};
 use crate::runs::Runs;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
-const DEFAULT_ADDR: &str = "127.0.0.1:8000";
-const ADDR_ENV: &str = "BACKTEST_STREAM_ADDR";
-/// Runs at once; more are refused with 429.
-const DEFAULT_MAX_RUNS: usize = 8;
+const DASHBOARD_CSS: &str = include_str!("dashboard.css");
+const DASHBOARD_JS: &str = include_str!("dashboard.js");
 /// Runs remembered by the API (the oldest finished ones are forgotten first).
 const MAX_KEPT_RUNS: usize = 1_000;
-/// Events the hub retains per topic, replayed to a page that connects mid-run (it
-/// subscribes with `since: 0`). A default run (5,000 bars) publishes 388 events
-/// (measured: 200 progress, 185 log lines, start, complete; ~330 bytes a frame); one
-/// with a fast strategy (`fast 5, slow 20`) about 530. 16,384 events hold the whole
-/// history of `DEFAULT_MAX_RUNS` (8) such runs side by side about four to five times over,
-/// so runs that just finished are still complete too, for about 5-6 MB of frames
-/// shared by all clients. Longer runs keep their latest events, and the snapshot still
-/// gives every run's start and latest state.
-const HISTORY_EVENTS: usize = 16_384;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct App {
     hub: Hub,
     runs: Runs,
+    settings: Arc<Settings>,
 }
 
-struct Options {
-    addr: SocketAddr,
-    max_runs: usize,
-    history: usize,
-    http: http::Limits,
-}
-
-fn usage() -> String {
-    format!(
-        "usage: demo [--addr HOST:PORT] [--max-runs N] [--history N] [--http-timeout SECS] [--max-connections N]\n\n  \
-         --addr             where to listen (default {DEFAULT_ADDR}, or ${ADDR_ENV}); port 0 picks a free one\n  \
-         --max-runs         backtests running at once (default {DEFAULT_MAX_RUNS}); more get HTTP 429\n  \
-         --history          events kept per topic for pages that join mid-run (default {HISTORY_EVENTS})\n  \
-         --http-timeout     seconds a client may take to send a request head or body, or stay idle (default {})\n  \
-         --max-connections  HTTP and WebSocket connections open at once; more are closed at once (default {})\n",
-        http::Limits::default().header_timeout.as_secs(),
-        http::Limits::default().max_connections,
-    )
-}
-
-/// What the command line asks for.
-enum Command {
-    Run(Options),
-    Help,
-}
-
-fn parse_options(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
-    use lexopt::prelude::*;
-
-    let mut addr = std::env::var(ADDR_ENV)
-        .ok()
-        .filter(|a| !a.trim().is_empty());
-    let mut max_runs = DEFAULT_MAX_RUNS;
-    let mut history = HISTORY_EVENTS;
-    let mut http = http::Limits::default();
-    let mut parser = lexopt::Parser::from_iter(std::iter::once(OsString::from("demo")).chain(args));
-    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n\n{}", usage()))? {
-        match arg {
-            Long("addr") => addr = Some(value(&mut parser, "--addr", "an address (HOST:PORT)")?),
-            Long("max-runs") => {
-                let v = value(&mut parser, "--max-runs", "a number")?;
-                max_runs = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("--max-runs: `{v}` is not a positive number"))?;
-            }
-            Long("history") => {
-                let v = value(&mut parser, "--history", "a number")?;
-                history = v
-                    .parse()
-                    .map_err(|_| format!("--history: `{v}` is not a number of events"))?;
-            }
-            Long("http-timeout") => {
-                let v = value(&mut parser, "--http-timeout", "a number of seconds")?;
-                let secs: u64 = v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                    format!("--http-timeout: `{v}` is not a positive number of seconds")
-                })?;
-                http.header_timeout = std::time::Duration::from_secs(secs);
-                http.body_timeout = http.header_timeout;
-            }
-            Long("max-connections") => {
-                let v = value(&mut parser, "--max-connections", "a number")?;
-                http.max_connections =
-                    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        format!("--max-connections: `{v}` is not a positive number")
-                    })?;
-            }
-            Short('h') | Long("help") => return Ok(Command::Help),
-            other => {
-                let other = other.unexpected();
-                return Err(format!("{other}\n\n{}", usage()));
-            }
-        }
-    }
-    let addr = addr.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let addr = addr.trim().parse().map_err(|e| {
-        format!("bad address `{addr}` (expected HOST:PORT, e.g. {DEFAULT_ADDR}): {e}")
-    })?;
-    Ok(Command::Run(Options {
-        addr,
-        max_runs,
-        history,
-        http,
-    }))
-}
-
-/// The value of option `name`, as text.
-fn value(parser: &mut lexopt::Parser, name: &str, what: &str) -> Result<String, String> {
-    let missing = || format!("{name} needs {what}\n\n{}", usage());
-    let value = parser.value().map_err(|_| missing())?;
-    value
-        .into_string()
-        .map_err(|v| format!("{name}: {v:?} is not valid text"))
+/// The request limits the handlers apply.
+#[derive(Debug)]
+pub struct Settings {
+    /// Where `data_path` files are read (`None`: `data_path` is refused).
+    pub data_dir: Option<DataDir>,
+    /// The longest paced run.
+    pub max_run: Duration,
 }
 
 #[tokio::main]
 async fn main() {
-    let options = match parse_options(std::env::args_os().skip(1)) {
+    let options = match options::parse(std::env::args_os().skip(1)) {
         Ok(Command::Run(options)) => options,
         Ok(Command::Help) => {
-            print!("{}", usage());
+            // `demo --help | head -1`: a closed stdout is not an error.
+            let _ = std::io::stdout().write_all(options::usage().as_bytes());
             return;
         }
         Err(message) => {
@@ -176,6 +94,15 @@ async fn main() {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = options
+        .data_dir
+        .as_deref()
+        .map(|dir| DataDir::new(dir, options.max_data_bytes))
+        .transpose()?;
+    let (listener, name) = bind(&options).await?;
+    let addr = listener.local_addr()?;
+    let hosts = Arc::new(AllowedHosts::new(addr, name, &options.allowed_hosts));
+
     // Same origin: a page of another site cannot read this server's stream
     // (cross-site WebSocket hijacking); browsers always send Origin.
     let hub = Hub::new(
@@ -185,10 +112,99 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             .max_connections(options.http.max_connections)
             .same_origin(true),
     )?;
+    install_logging(&hub)?;
 
-    // Console logging (stderr) wrapped by the log bridge: a run's records (its thread
-    // is in the run's LogScope while BacktestRunner runs it) become that run's
-    // log_entry events; the others go to the page's server log (backtest_id null).
+    let app = App {
+        runs: Runs::new(hub.sink(), options.max_runs, MAX_KEPT_RUNS),
+        hub,
+        settings: Arc::new(Settings {
+            data_dir,
+            max_run: options.max_run,
+        }),
+    };
+    let guard_hosts = Arc::clone(&hosts);
+    let router = http::with_limits(routes(app), options.http).layer(axum::middleware::from_fn(
+        move |request, next| guard::check(Arc::clone(&guard_hosts), request, next),
+    ));
+
+    // The first line is the contract with tests and scripts: keep it first. A closed
+    // stdout (`demo | head -1`) is no reason to stop serving: write errors are ignored.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Dashboard: http://{addr}/");
+    let _ = writeln!(out, "WebSocket: ws://{addr}/ws");
+    let _ = writeln!(out, "REST API:  POST http://{addr}/api/v1/backtest/run");
+    let _ = out.flush();
+    drop(out);
+    log::info!("listening on {addr}");
+    if !guard::is_loopback(addr.ip()) {
+        log::warn!(
+            "listening on {addr}, which is not loopback, without authentication (--insecure): \
+             anyone who can reach it may start and cancel runs; only the Host names {} are \
+             answered (add others with --allowed-host NAME)",
+            hosts.names().join(", ")
+        );
+    }
+    if let Some(dir) = &options.data_dir {
+        log::info!("runs may read CSV files below {}", dir.display());
+    }
+    http::serve(listener, router, options.http).await?;
+    Ok(())
+}
+
+/// The routes: the page and its files, `/ws`, the REST API; every other path or method
+/// gets a JSON 404 or 405.
+fn routes(app: App) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/dashboard.css", get(dashboard_css))
+        .route("/dashboard.js", get(dashboard_js))
+        .route("/ws", get(websocket))
+        .route("/api/v1/backtest/run", axum::routing::post(api::start_run))
+        .route(
+            "/api/v1/backtest/{id}",
+            get(api::get_run).delete(api::cancel_run),
+        )
+        .route("/api/v1/backtests", get(api::list_runs))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .with_state(app)
+}
+
+/// Resolves `--addr` (a name such as `localhost` too), refuses an address that is not
+/// loopback without `--insecure`, and listens on the first address that works. Returns
+/// the listener and the host name of `--addr` when it was a name.
+async fn bind(options: &Options) -> Result<(tokio::net::TcpListener, Option<&str>), String> {
+    let (host, _) = options::split_host_port(&options.addr)
+        .ok_or_else(|| format!("bad address `{}` (expected HOST:PORT)", options.addr))?;
+    let is_name = host.parse::<std::net::IpAddr>().is_err();
+    let candidates: Vec<SocketAddr> = tokio::net::lookup_host(options.addr.as_str())
+        .await
+        .map_err(|e| format!("cannot resolve `{}`: {e}", options.addr))?
+        .collect();
+    if candidates.is_empty() {
+        return Err(format!("`{}` resolves to no address", options.addr));
+    }
+    for candidate in &candidates {
+        access::exposure_allowed(*candidate, options.insecure)?;
+    }
+    let mut failures = Vec::new();
+    for candidate in candidates {
+        match tokio::net::TcpListener::bind(candidate).await {
+            Ok(listener) => return Ok((listener, is_name.then_some(host))),
+            Err(e) => failures.push(format!("{candidate}: {e}")),
+        }
+    }
+    Err(format!(
+        "cannot listen on {}: {}",
+        options.addr,
+        failures.join("; ")
+    ))
+}
+
+/// Console logging (stderr) wrapped by the log bridge: a run's records (its thread is in
+/// the run's LogScope while BacktestRunner runs it) become that run's log_entry events;
+/// the others go to the page's server log (backtest_id null).
+fn install_logging(hub: &Hub) -> Result<(), Box<dyn std::error::Error>> {
     let console = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,backtest_stream::reference=warn"),
     )
@@ -203,45 +219,55 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         .wrap(console, console_level)
         .build()
         .try_init()?;
-
-    let app = App {
-        runs: Runs::new(hub.sink(), options.max_runs, MAX_KEPT_RUNS),
-        hub,
-    };
-    let router = Router::new()
-        .route("/", get(dashboard))
-        .route("/ws", get(websocket))
-        .route("/api/v1/backtest/run", post(api::start_run))
-        .route("/api/v1/backtest/{id}", get(api::get_run))
-        .route("/api/v1/backtests", get(api::list_runs))
-        .route("/api/{*rest}", axum::routing::any(api::not_found))
-        .method_not_allowed_fallback(api::method_not_allowed)
-        .with_state(app);
-
-    let listener = tokio::net::TcpListener::bind(options.addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
-    let addr = listener.local_addr()?;
-    // The first line is the contract with tests and scripts: keep it first.
-    println!("Dashboard: http://{addr}/");
-    println!("WebSocket: ws://{addr}/ws");
-    println!("REST API:  POST http://{addr}/api/v1/backtest/run");
-    use std::io::Write as _;
-    std::io::stdout().flush()?;
-    log::info!("listening on {addr}");
-    http::serve(listener, router, options.http).await?;
     Ok(())
 }
 
-async fn dashboard() -> impl IntoResponse {
+/// The page, with a Content-Security-Policy that allows only this server's own script,
+/// style sheet and WebSocket (the page has no inline script or style), and no framing.
+async fn dashboard(headers: HeaderMap) -> Response {
+    // The Host passed the allow-list (guard), so it is a plain host[:port].
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    );
+    let csp = HeaderValue::from_str(&csp)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
         Html(DASHBOARD),
+    )
+        .into_response()
+}
+
+async fn dashboard_css() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", DASHBOARD_CSS)
+}
+
+async fn dashboard_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
     )
 }
 
 /// `/ws`: the crate's hub answers the upgrade request (origin check, limits) and
-/// serves the connection, exactly as any web application would embed it.
+/// serves the connection, exactly as any web application would embed it. The `Host`
+/// was checked before (guard), so a rebound name never reaches the upgrade.
 async fn websocket(State(app): State<App>, request: Request) -> impl IntoResponse {
     app.hub.upgrade(request)
 }

@@ -4,18 +4,20 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use backtest_stream::engine::{BacktestRunner, error_chain};
+use backtest_stream::engine::{BacktestRunner, CancelToken, RunError, error_chain};
 use backtest_stream::reference::{
-    Bar, EngineConfig, ReferenceEngine, SmaCrossover, Strategy, StrategyContext, StrategyError,
-    SyntheticBars, load_csv,
+    Bar, EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars, read_csv_range,
 };
 use backtest_stream::server::HubSink;
 use backtest_stream::sink::{ProgressSink, SharedSink, SinkError};
 use backtest_stream::streamer::{ProgressStreamer, RunInfo, StreamerConfig};
 use backtest_stream::wire::{BacktestId, Envelope, Event, Timestamp};
 use serde_json::{Map, Value, json};
+
+use crate::data::{Capped, DataFile};
+use crate::paced::Paced;
 
 /// Where a run's bars come from.
 #[derive(Debug, Clone)]
@@ -31,12 +33,14 @@ pub enum DataSource {
         /// The time between bars.
         interval: Duration,
     },
-    /// A CSV file (`load_csv`), cut to the date range and the bar count.
+    /// A CSV file (`read_csv_range`), cut to the date range and the bar count.
     Csv {
-        /// The file.
+        /// The file, as the request named it.
         path: PathBuf,
         /// The most bars to use (`None`: all in the range).
         limit: Option<usize>,
+        /// The file, opened below the data directory (`None` until the API opened it).
+        file: Option<DataFile>,
     },
 }
 
@@ -54,6 +58,8 @@ pub struct RunSpec {
     pub start: Option<Timestamp>,
     pub data: DataSource,
     pub bar_delay: Duration,
+    /// The longest a paced run may take (`bars × bar_delay`, `--max-run-seconds`).
+    pub max_run: Duration,
     pub fast: usize,
     pub slow: usize,
     pub size: f64,
@@ -91,6 +97,10 @@ struct Record {
     error_details: Option<String>,
     /// The last progress percentage streamed.
     progress: f64,
+    /// Stops the run (`DELETE /api/v1/backtest/{id}`).
+    cancel: CancelToken,
+    /// The run ended because it was cancelled.
+    cancelled: bool,
 }
 
 impl Record {
@@ -113,6 +123,7 @@ impl Record {
             .and_then(|r| r.get("final_balance").cloned());
         m.insert("final_balance".into(), final_balance.unwrap_or(Value::Null));
         m.insert("error".into(), json!(self.error));
+        m.insert("cancelled".into(), json!(self.cancelled));
         m
     }
 
@@ -124,7 +135,7 @@ impl Record {
             DataSource::Synthetic { count, seed, .. } => {
                 json!({ "source": "synthetic", "bars": count, "seed": seed })
             }
-            DataSource::Csv { path, limit } => {
+            DataSource::Csv { path, limit, .. } => {
                 json!({ "source": "csv", "data_path": path.display().to_string(), "bars": limit })
             }
         };
@@ -155,6 +166,24 @@ pub enum StartError {
     Busy { running: usize },
     #[error("could not start the run's thread: {0}")]
     Thread(#[source] std::io::Error),
+}
+
+/// Why a run was not cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no backtest with id `{0}`")]
+    NotFound(String),
+    #[error(
+        "backtest `{id}` has already finished ({status}); only a running backtest can be cancelled"
+    )]
+    Finished { id: String, status: &'static str },
+}
+
+/// How a run ended.
+enum Outcome {
+    Complete,
+    Failed { error: String, details: String },
+    Cancelled,
 }
 
 #[derive(Debug, Default)]
@@ -195,6 +224,7 @@ impl Runs {
     /// Registers the run and starts its thread.
     pub fn start(&self, spec: RunSpec) -> Result<(), StartError> {
         let key = spec.id.as_str().to_owned();
+        let cancel = CancelToken::new();
         {
             let mut inner = self.lock();
             if inner.records.contains_key(&key) {
@@ -217,6 +247,8 @@ impl Runs {
                     error: None,
                     error_details: None,
                     progress: 0.0,
+                    cancel: cancel.clone(),
+                    cancelled: false,
                 },
             );
             inner.order.push_back(key.clone());
@@ -225,7 +257,7 @@ impl Runs {
         let runs = self.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("backtest-{}", short(&key)))
-            .spawn(move || runs.execute(spec));
+            .spawn(move || runs.execute(spec, cancel));
         if let Err(error) = spawned {
             let mut inner = self.lock();
             inner.running -= 1;
@@ -236,8 +268,29 @@ impl Runs {
         Ok(())
     }
 
+    /// Asks a running run to stop: it ends at its next bar (within a few milliseconds
+    /// when paced) with `backtest_error` "Backtest cancelled". Cancelling a run that is
+    /// already stopping is not an error.
+    pub fn cancel(&self, id: &str) -> Result<(), CancelError> {
+        let inner = self.lock();
+        let record = inner
+            .records
+            .get(id)
+            .ok_or_else(|| CancelError::NotFound(id.to_owned()))?;
+        if record.status != Status::Running {
+            return Err(CancelError::Finished {
+                id: id.to_owned(),
+                status: record.status.as_str(),
+            });
+        }
+        record.cancel.cancel();
+        drop(inner);
+        log::info!("run {id}: cancel requested");
+        Ok(())
+    }
+
     /// One run, on its own thread.
-    fn execute(&self, spec: RunSpec) {
+    fn execute(&self, spec: RunSpec, cancel: CancelToken) {
         let key = spec.id.as_str().to_owned();
         let sink = RunSink {
             hub: self.sink.clone(),
@@ -253,17 +306,21 @@ impl Runs {
             spec.slow,
             spec.size
         );
-        let outcome = run_one(&spec, sink);
+        let outcome = run_one(&spec, sink, cancel);
         let mut inner = self.lock();
         inner.running = inner.running.saturating_sub(1);
         if let Some(record) = inner.records.get_mut(&key) {
             record.finished_at = Some(Timestamp::now());
             match outcome {
-                Ok(()) => {
+                Outcome::Complete => {
                     record.status = Status::Complete;
                     record.progress = 100.0;
                 }
-                Err((error, details)) => {
+                Outcome::Cancelled => {
+                    record.status = Status::Error;
+                    record.cancelled = true;
+                }
+                Outcome::Failed { error, details } => {
                     record.status = Status::Error;
                     // The streamed backtest_error's text when there was one.
                     if record.error.is_none() {
@@ -355,9 +412,9 @@ impl ProgressSink for RunSink {
     }
 }
 
-/// Loads the data and runs the engine; `Err((error, details))` when it failed (a
-/// failure is streamed as the run's `backtest_error` either way).
-fn run_one(spec: &RunSpec, sink: RunSink) -> Result<(), (String, String)> {
+/// Loads the data and runs the engine (a failure is streamed as the run's
+/// `backtest_error` either way).
+fn run_one(spec: &RunSpec, sink: RunSink, cancel: CancelToken) -> Outcome {
     let sink: SharedSink = Arc::new(sink);
     let bars = match load_bars(spec) {
         Ok(bars) => bars,
@@ -371,11 +428,19 @@ fn run_one(spec: &RunSpec, sink: RunSink) -> Result<(), (String, String)> {
                 .with_id(spec.id.clone())
                 .start(info, 0)
                 .error(error.clone(), details.clone());
-            return Err((error, details));
+            return Outcome::Failed { error, details };
         }
     };
-    let strategy = SmaCrossover::new(spec.fast, spec.slow, spec.size)
-        .map_err(|e| (e.to_string(), e.to_string()))?;
+    let strategy = match SmaCrossover::new(spec.fast, spec.slow, spec.size) {
+        Ok(strategy) => strategy,
+        Err(e) => {
+            let error = e.to_string();
+            return Outcome::Failed {
+                details: error.clone(),
+                error,
+            };
+        }
+    };
     let config = EngineConfig {
         initial_cash: spec.cash,
         symbol: spec.symbol.clone(),
@@ -386,53 +451,47 @@ fn run_one(spec: &RunSpec, sink: RunSink) -> Result<(), (String, String)> {
     };
     // About 200 progress updates per run, however long.
     let every = (bars.len() as u64 / 200).max(1);
-    let mut engine = ReferenceEngine::new(&bars, Paced::new(strategy, spec.bar_delay), config);
+    let paced = Paced::new(strategy, spec.bar_delay, cancel.clone());
+    let mut engine = ReferenceEngine::new(&bars, paced, config);
     let runner = BacktestRunner::streaming(Some(sink))
         .with_id(spec.id.clone())
         .variant(spec.variant.clone())
-        .progress_every(every);
+        .progress_every(every)
+        .with_cancel_token(cancel);
     match runner.run(&mut engine) {
-        Ok(_) => Ok(()),
-        Err(error) => Err((error.to_string(), error_chain(&error))),
+        Ok(_) => Outcome::Complete,
+        Err(RunError::Cancelled { .. }) => Outcome::Cancelled,
+        Err(error) => Outcome::Failed {
+            error: error.to_string(),
+            details: error_chain(&error),
+        },
     }
 }
 
 fn load_bars(spec: &RunSpec) -> Result<Vec<Bar>, (String, String)> {
-    let mut bars = match &spec.data {
+    let bars = match &spec.data {
         DataSource::Synthetic {
             count,
             seed,
             start,
             interval,
-        } => SyntheticBars {
-            count: *count,
-            seed: *seed,
-            start: *start,
-            interval: *interval,
-            ..SyntheticBars::default()
+        } => {
+            let mut bars = SyntheticBars {
+                count: *count,
+                seed: *seed,
+                start: *start,
+                interval: *interval,
+                ..SyntheticBars::default()
+            }
+            .generate()
+            .map_err(|e| (e.to_string(), error_chain(&e)))?;
+            if let Some(end) = spec.end {
+                bars.retain(|b| b.timestamp < end);
+            }
+            bars
         }
-        .generate()
-        .map_err(|e| (e.to_string(), error_chain(&e)))?,
-        DataSource::Csv { path, .. } => load_csv(path).map_err(|e| {
-            (
-                format!("could not load {}: {e}", path.display()),
-                error_chain(&e),
-            )
-        })?,
+        DataSource::Csv { path, limit, file } => read_data_file(spec, path, *limit, file)?,
     };
-    if let DataSource::Csv { limit, .. } = &spec.data {
-        if let Some(start) = spec.start {
-            bars.retain(|b| b.timestamp >= start);
-        }
-        if let Some(end) = spec.end {
-            bars.retain(|b| b.timestamp < end);
-        }
-        if let Some(limit) = limit {
-            bars.truncate(*limit);
-        }
-    } else if let Some(end) = spec.end {
-        bars.retain(|b| b.timestamp < end);
-    }
     if bars.is_empty() {
         let message = "no bars in the requested date range".to_owned();
         return Err((message.clone(), message));
@@ -440,53 +499,47 @@ fn load_bars(spec: &RunSpec) -> Result<Vec<Bar>, (String, String)> {
     Ok(bars)
 }
 
-/// Paces a strategy: bar `n` ends no earlier than `n × delay` after the first, so that a
-/// person can watch the run (the sleeps do not add up drift).
-struct Paced<S> {
-    inner: S,
-    delay: Duration,
-    started: Option<Instant>,
-    bars: u32,
+/// The bars of the run's CSV file: read only as far as the run needs (its date range,
+/// `bars` of them, or one more than fit in `--max-run-seconds` when paced), and through
+/// the `--max-data-bytes` cap.
+fn read_data_file(
+    spec: &RunSpec,
+    path: &std::path::Path,
+    limit: Option<usize>,
+    file: &Option<DataFile>,
+) -> Result<Vec<Bar>, (String, String)> {
+    let shown = path.display();
+    let Some(data) = file else {
+        let message = format!("the data file {shown} was not opened");
+        return Err((message.clone(), message));
+    };
+    let fit = max_paced_bars(spec).map(|n| n.saturating_add(1));
+    let max_bars = match (limit, fit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let input = Capped::new(&data.file, data.max_bytes);
+    let bars = read_csv_range(input, spec.start, spec.end, max_bars)
+        .map_err(|e| (format!("could not load {shown}: {e}"), error_chain(&e)))?;
+    if max_paced_bars(spec).is_some_and(|fit| bars.len() > fit) {
+        let message = format!(
+            "{shown} holds more than {} bars: at bar_delay_us {} the run would take longer \
+             than the {} s a paced run may take (--max-run-seconds); give `bars` or a smaller \
+             bar_delay_us",
+            max_paced_bars(spec).unwrap_or(0),
+            spec.bar_delay.as_micros(),
+            spec.max_run.as_secs()
+        );
+        return Err((message.clone(), message));
+    }
+    Ok(bars)
 }
 
-impl<S> Paced<S> {
-    fn new(inner: S, delay: Duration) -> Self {
-        Self {
-            inner,
-            delay,
-            started: None,
-            bars: 0,
-        }
+/// The most bars a paced run may have (`None`: not paced).
+pub fn max_paced_bars(spec: &RunSpec) -> Option<usize> {
+    if spec.bar_delay.is_zero() {
+        return None;
     }
-}
-
-impl<S: Strategy> Strategy for Paced<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn parameters(&self) -> Map<String, Value> {
-        self.inner.parameters()
-    }
-
-    fn on_start(&mut self) {
-        self.started = None;
-        self.bars = 0;
-        self.inner.on_start();
-    }
-
-    fn on_bar(&mut self, ctx: &mut StrategyContext<'_>) -> Result<(), StrategyError> {
-        self.inner.on_bar(ctx)?;
-        if self.delay.is_zero() {
-            return Ok(());
-        }
-        let started = *self.started.get_or_insert_with(Instant::now);
-        self.bars = self.bars.saturating_add(1);
-        let due = started + self.delay.saturating_mul(self.bars);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        Ok(())
-    }
+    let n = spec.max_run.as_micros() / spec.bar_delay.as_micros();
+    Some(usize::try_from(n).unwrap_or(usize::MAX))
 }

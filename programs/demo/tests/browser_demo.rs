@@ -30,8 +30,16 @@ async fn two_runs_started_from_the_form_finish_side_by_side() {
     let Some(browser) = Browser::start("two_runs").await else {
         return;
     };
-    let demo = Demo::start();
-    let outcome = tokio::time::timeout(BUDGET, drive(&browser.client, &demo)).await;
+    // The failed run reads a CSV file: runs may read files below --data-dir only.
+    let data = std::env::temp_dir().join(format!("browser-demo-data-{}", std::process::id()));
+    std::fs::create_dir_all(&data).expect("a data directory");
+    let data_arg = data.to_str().expect("a UTF-8 path").to_owned();
+    let demo = Demo::start_with(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &["--data-dir", &data_arg],
+    );
+    let outcome = tokio::time::timeout(BUDGET, drive(&browser.client, &demo, &data)).await;
+    let _ = std::fs::remove_dir_all(&data);
     browser.finish(outcome).await;
 }
 
@@ -311,7 +319,7 @@ const RUNS: [(&str, &[(&str, &str)]); 2] = [
 
 /// Two runs started from the form finish side by side; their cards show the results
 /// the REST API has, and their own log lines; a reload and a failed run show too.
-async fn drive(client: &Client, demo: &Demo) -> TestResult {
+async fn drive(client: &Client, demo: &Demo, data: &Path) -> TestResult {
     client.goto(&format!("{}/", demo.base)).await?;
     // Subscribed: the badge says Live once the server confirmed the subscription.
     wait_live(client).await?;
@@ -339,7 +347,8 @@ async fn drive(client: &Client, demo: &Demo) -> TestResult {
         eprintln!("saved {}", path.display());
     }
     check_reload(client, &balances).await?;
-    check_failed_run(client, demo).await
+    check_failed_run(client, demo, data).await?;
+    check_cancel(client, demo).await
 }
 
 /// Fills the form with `fields` and the id, starts the run, and waits for the form's
@@ -511,10 +520,10 @@ async fn check_reload(client: &Client, balances: &[f64]) -> TestResult {
 }
 
 /// A run that fails (a CSV that is not bars) shows its backtest_error on its card.
-async fn check_failed_run(client: &Client, demo: &Demo) -> TestResult {
-    let bad_csv = std::env::temp_dir().join(format!("browser-demo-bad-{}.csv", std::process::id()));
+async fn check_failed_run(client: &Client, demo: &Demo, data: &Path) -> TestResult {
+    let bad_csv = data.join("bad.csv");
     std::fs::write(&bad_csv, "not,bars\n1,2\n")?;
-    let body = json!({ "backtest_id": "browser-broken", "data_path": bad_csv }).to_string();
+    let body = json!({ "backtest_id": "browser-broken", "data_path": "bad.csv" }).to_string();
     let (status, reply) = demo.post("/api/v1/backtest/run", &body);
     assert_eq!(status, 202, "{reply}");
     let shown = wait_for_error_box(client).await;
@@ -524,5 +533,60 @@ async fn check_failed_run(client: &Client, demo: &Demo) -> TestResult {
         message.contains("could not load"),
         "the error box says why: {message:?}"
     );
+    Ok(())
+}
+
+/// The Cancel button of a running card stops the run: the card shows it cancelled, and
+/// the API says so. The page's style sheet and script were allowed by its policy.
+async fn check_cancel(client: &Client, demo: &Demo) -> TestResult {
+    const ID: &str = "browser-cancel";
+    start_slow_run(demo, ID, 1.0).await?;
+    let button = format!(".run-card[data-backtest-id=\"{ID}\"] .cancel-run");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = client
+            .execute(
+                "const b = document.querySelector(arguments[0]); return !!b && !b.hidden;",
+                vec![json!(button)],
+            )
+            .await?;
+        if shown == json!(true) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err("the running card shows no Cancel button".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.find(Locator::Css(&button)).await?.click().await?;
+    let card = format!(".run-card[data-backtest-id=\"{ID}\"]");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let state = client
+            .execute(
+                "const c = document.querySelector(arguments[0]);
+                 return c && c.getAttribute('data-cancelled') === 'true'
+                   ? { status: c.getAttribute('data-status'),
+                       pill: c.querySelector('.status-pill').textContent,
+                       cancelHidden: c.querySelector('.cancel-run').hidden,
+                       css: document.styleSheets.length > 0 && document.styleSheets[0].cssRules.length > 0 }
+                   : null;",
+                vec![json!(card)],
+            )
+            .await?;
+        if !state.is_null() {
+            break state;
+        }
+        if Instant::now() >= deadline {
+            return Err("the card did not show the cancellation within 10 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state["status"], "error", "{state}");
+    assert_eq!(state["pill"], "cancelled", "{state}");
+    assert_eq!(state["cancelHidden"], true, "{state}");
+    assert_eq!(state["css"], true, "the style sheet is applied: {state}");
+    let run = demo.wait_finished(ID, Duration::from_secs(10));
+    assert_eq!(run["cancelled"], true, "{run}");
     Ok(())
 }

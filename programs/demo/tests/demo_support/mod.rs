@@ -37,10 +37,19 @@ impl Demo {
 
     /// Starts the demo on `addr` with more command-line arguments.
     pub fn start_with(addr: SocketAddr, args: &[&str]) -> Demo {
+        let addr = addr.to_string();
+        let mut all = vec!["--addr", addr.as_str()];
+        all.extend_from_slice(args);
+        Self::start_args(&all)
+    }
+
+    /// Starts the demo with exactly these arguments (`--addr` among them).
+    pub fn start_args(args: &[&str]) -> Demo {
         let mut child = Command::new(demo_binary())
-            .args(["--addr", &addr.to_string()])
             .args(args)
             .env("RUST_LOG", "warn")
+            .env_remove("BACKTEST_STREAM_ADDR")
+            .env_remove("BACKTEST_STREAM_DATA_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -86,6 +95,12 @@ impl Demo {
         (status, json(&body))
     }
 
+    /// `DELETE path` → (status, JSON body).
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        let (status, body) = http(self.addr, "DELETE", path, None);
+        (status, json(&body))
+    }
+
     /// Polls `GET /api/v1/backtest/{id}` until the run is no longer running.
     pub fn wait_finished(&self, id: &str, timeout: Duration) -> Value {
         let deadline = std::time::Instant::now() + timeout;
@@ -111,29 +126,70 @@ impl Drop for Demo {
     }
 }
 
-fn json(body: &str) -> Value {
+pub fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns the status and the body.
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let host = addr.to_string();
+    let headers = [
+        ("Host", host.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let reply = request(addr, method, path, &headers, body.unwrap_or("").as_bytes());
+    (reply.status, reply.body)
+}
+
+/// An answer: status, head and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    /// A header's value (the first).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(&name).then(|| v.trim())
+        })
+    }
+
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> Value {
+        json(&self.body)
+    }
+}
+
+/// One HTTP/1.1 request with exactly these headers (plus `Connection: close` and
+/// `Content-Length`), on a real socket.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect to the demo");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("set a read timeout");
-    let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream
-        .write_all(request.as_bytes())
-        .expect("send the request");
+        .write_all(head.as_bytes())
+        .expect("send the request head");
+    // A refused request may be answered (and closed) before its body is read.
+    let _ = stream.write_all(body);
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .expect("read the response");
+    let _ = stream.read_to_end(&mut response);
     let response = String::from_utf8(response).expect("a UTF-8 response");
     let (head, body) = response
         .split_once("\r\n\r\n")
@@ -149,5 +205,9 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (
             .contains("transfer-encoding: chunked"),
         "this client reads only length-delimited bodies: {head}"
     );
-    (status, body.to_owned())
+    Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
 }
