@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --bin watch -- [URL] [--backtest-id ID] [--exit-after-complete SECS]
+//!     [--token JWT] [--level LEVEL] [--quiet]
 //! ```
 //!
 //! `URL` defaults to `ws://127.0.0.1:8000/ws`. The watcher subscribes to topic
@@ -14,12 +15,25 @@
 //! every run seen has ended and SECS seconds passed without a new one.
 //!
 //! A `lagged` notice is shown with the number of events missed. After a server restart
-//! (a new epoch) the runs the new server does not know are closed as lost.
+//! (a new epoch) the runs the new server does not know are closed as lost. A finished
+//! run leaves the live block of bars and is printed as its one-line result (and its
+//! results table, unless `--quiet`), so the running runs stay on screen. `--level`
+//! hides log lines below a level (`trace`, `debug`, `info` (default), `warning`,
+//! `error`); `--quiet` hides them all.
+//!
+//! `--token JWT` (or `BACKTEST_STREAM_TOKEN`) authenticates with a first `auth` message
+//! (the token stays out of the URL). The server's close code decides what follows (see
+//! the protocol's "Closing"): 4001-4003 and 1001 reconnect and resume, 1013 and 4503
+//! reconnect after a longer pause, 4004 (token expired), 4500 (invalid token), 4504
+//! (too many connections) and 1008 (refused by policy) end the watcher.
 //!
 //! Exit status: 0 when `--exit-after-complete` is satisfied; 1 with one line on stderr
 //! when the server cannot be reached at start (`error: cannot connect to ws://...:
-//! connection refused`) or refuses the subscription; 2 for bad arguments. Output goes
-//! to stdout: live bars and coloured levels on a terminal, plain lines otherwise.
+//! connection refused`), refuses the token or the subscription, closes with a code that
+//! says not to retry, or (with `--exit-after-complete SECS`) does not know the run of
+//! `--backtest-id` (its snapshot shows no such run, and none appears within SECS); 2 for
+//! bad arguments. Output goes to stdout: live bars and coloured
+//! levels on a terminal, plain lines otherwise.
 
 #![forbid(unsafe_code)]
 #![warn(clippy::too_many_lines)]
@@ -31,13 +45,13 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use backtest_stream::wire::BacktestId;
+use backtest_stream::wire::{BacktestId, CloseAdvice, LogLevel};
 use tokio::time::Instant;
 
-use crate::session::{Outcome, Session, Socket, connect};
-use crate::view::View;
+use crate::session::{Ended, Outcome, Session, Socket, connect};
+use crate::view::{Filter, View};
 
-const USAGE: &str = "usage: watch [URL] [--backtest-id ID] [--exit-after-complete SECS]   (URL default: ws://127.0.0.1:8000/ws)";
+const USAGE: &str = "usage: watch [URL] [--backtest-id ID] [--exit-after-complete SECS] [--token JWT] [--level trace|debug|info|warning|error] [--quiet]   (URL default: ws://127.0.0.1:8000/ws; the token also from BACKTEST_STREAM_TOKEN)";
 const DEFAULT_URL: &str = "ws://127.0.0.1:8000/ws";
 /// First and longest wait between two reconnection attempts.
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -47,6 +61,8 @@ struct Options {
     url: String,
     backtest_id: Option<BacktestId>,
     exit_after_complete: Option<Duration>,
+    token: Option<String>,
+    filter: Filter,
 }
 
 /// What the command line asks for.
@@ -62,6 +78,13 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
         url: DEFAULT_URL.into(),
         backtest_id: None,
         exit_after_complete: None,
+        token: std::env::var("BACKTEST_STREAM_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        filter: Filter {
+            level: LogLevel::Info,
+            quiet: false,
+        },
     };
     let mut url = None;
     let mut parser =
@@ -88,6 +111,18 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
                     ))?;
                 options.exit_after_complete = Some(Duration::from_secs_f64(secs));
             }
+            Long("token") => {
+                let token = text(&mut parser, "--token needs a value")?;
+                if token.trim().is_empty() {
+                    return Err("--token: the token is empty".into());
+                }
+                options.token = Some(token.trim().to_owned());
+            }
+            Long("level") => {
+                let value = text(&mut parser, "--level needs a level")?;
+                options.filter.level = level(&value)?;
+            }
+            Short('q') | Long("quiet") => options.filter.quiet = true,
             Value(value) if url.is_none() => url = Some(value.string().map_err(|e| e.to_string())?),
             Value(value) => return Err(format!("unexpected argument {value:?}\n{USAGE}")),
             Short(flag) => return Err(format!("unknown option -{flag}\n{USAGE}")),
@@ -101,6 +136,20 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
         options.url = url;
     }
     Ok(Command::Watch(options))
+}
+
+/// A log level named on the command line.
+fn level(name: &str) -> Result<LogLevel, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "trace" => Ok(LogLevel::Trace),
+        "debug" => Ok(LogLevel::Debug),
+        "info" => Ok(LogLevel::Info),
+        "warning" | "warn" => Ok(LogLevel::Warning),
+        "error" => Ok(LogLevel::Error),
+        _ => Err(format!(
+            "--level: {name:?} is not a level; expected trace, debug, info, warning or error"
+        )),
+    }
 }
 
 /// The next value on the command line, as text; `missing` when there is none.
@@ -140,36 +189,36 @@ fn main() -> ExitCode {
 async fn watch(options: Options) -> ExitCode {
     let mut socket = match connect(&options.url).await {
         Ok(socket) => socket,
-        Err(reason) => {
-            eprintln!("error: cannot connect to {}: {reason}", options.url);
+        Err(error) => {
+            eprintln!("error: cannot connect to {}: {}", options.url, error.reason);
             return ExitCode::FAILURE;
         }
     };
-    let mut session = Session::new(View::new(options.exit_after_complete), options.backtest_id);
+    let view = View::new(options.exit_after_complete, options.filter);
+    let grace = options.exit_after_complete;
+    let run = options.backtest_id.clone();
+    let mut session = Session::new(view, run, options.token.clone(), grace);
     session.view.note(&format!("connected to {}", options.url));
     loop {
-        match session.follow(&mut socket).await {
-            Ok(Outcome::Done) => {
+        let outcome = session.follow(&mut socket).await;
+        let backoff = match after(&options, &session, outcome) {
+            Next::Exit(code) => {
                 let _ = socket.close(None).await;
+                session.view.finish();
+                return code;
+            }
+            Next::Reconnect(backoff) => backoff,
+        };
+        match reconnect(&options.url, &session.view, backoff).await {
+            Ok(Some(again)) => socket = again,
+            Ok(None) => {
                 session.view.finish();
                 return ExitCode::SUCCESS;
             }
-            Ok(Outcome::Refused(reason)) => {
-                let _ = socket.close(None).await;
+            Err(reason) => {
                 session.view.finish();
-                eprintln!("error: {} refused the subscription: {reason}", options.url);
+                eprintln!("error: {} refused the connection: {reason}", options.url);
                 return ExitCode::FAILURE;
-            }
-            Err(reason) => session.view.notice(&format!(
-                "connection lost: {reason}; reconnecting in {:.2} s",
-                BACKOFF_START.as_secs_f64()
-            )),
-        }
-        match reconnect(&options.url, &session.view).await {
-            Some(again) => socket = again,
-            None => {
-                session.view.finish();
-                return ExitCode::SUCCESS;
             }
         }
         session
@@ -178,23 +227,77 @@ async fn watch(options: Options) -> ExitCode {
     }
 }
 
-/// Reconnects with backoff; `None` when `--exit-after-complete` was satisfied first.
-async fn reconnect(url: &str, view: &View) -> Option<Socket> {
-    let mut backoff = BACKOFF_START;
+/// What to do once a connection ended.
+enum Next {
+    Exit(ExitCode),
+    /// Reconnect, first waiting this long.
+    Reconnect(Duration),
+}
+
+fn after(options: &Options, session: &Session, outcome: Result<Outcome, Ended>) -> Next {
+    let url = &options.url;
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        Next::Exit(ExitCode::FAILURE)
+    };
+    match outcome {
+        Ok(Outcome::Done) => Next::Exit(ExitCode::SUCCESS),
+        Ok(Outcome::Refused(reason)) => fail(format!("{url} refused the subscription: {reason}")),
+        Ok(Outcome::UnknownRun(run)) => fail(format!("run {run} is not known to {url}")),
+        Err(Ended::Lost(reason)) => {
+            let wait = BACKOFF_START.as_secs_f64();
+            session.view.notice(&format!(
+                "connection lost: {reason}; reconnecting in {wait:.2} s"
+            ));
+            Next::Reconnect(BACKOFF_START)
+        }
+        Err(Ended::Closed(code, text)) => match code.map(|c| c.advice()) {
+            Some(CloseAdvice::RefreshToken) => fail(format!(
+                "{text}: the token expired; start the watcher again with a fresh --token"
+            )),
+            Some(CloseAdvice::DoNotRetry) => fail(format!("{text}; not retrying")),
+            Some(CloseAdvice::BackOff) => {
+                let wait = BACKOFF_MAX.as_secs_f64();
+                session
+                    .view
+                    .notice(&format!("{text}; reconnecting in {wait:.2} s"));
+                Next::Reconnect(BACKOFF_MAX)
+            }
+            _ => {
+                let wait = BACKOFF_START.as_secs_f64();
+                session.view.notice(&format!(
+                    "connection lost: {text}; reconnecting in {wait:.2} s"
+                ));
+                Next::Reconnect(BACKOFF_START)
+            }
+        },
+    }
+}
+
+/// Reconnects with backoff, starting with `backoff`; `Ok(None)` when
+/// `--exit-after-complete` was satisfied first, `Err` when the server refuses the
+/// request itself (trying again would not help).
+async fn reconnect(
+    url: &str,
+    view: &View,
+    mut backoff: Duration,
+) -> Result<Option<Socket>, String> {
     loop {
         let wake = Instant::now() + backoff;
         while Instant::now() < wake {
             if view.done() {
-                return None;
+                return Ok(None);
             }
             tokio::time::sleep_until(wake.min(Instant::now() + Duration::from_millis(100))).await;
         }
         match connect(url).await {
-            Ok(socket) => return Some(socket),
-            Err(reason) => {
+            Ok(socket) => return Ok(Some(socket)),
+            Err(error) if error.fatal => return Err(error.reason),
+            Err(error) => {
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 view.notice(&format!(
-                    "cannot reconnect: {reason}; next try in {:.2} s",
+                    "cannot reconnect: {}; next try in {:.2} s",
+                    error.reason,
                     backoff.as_secs_f64()
                 ));
             }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use backtest_stream::wire::{
-    BacktestId, ClientMessage, Confirmation, EventFrame, ServerMessage, Subscribe, Topic,
+    BacktestId, ClientMessage, CloseCode, Confirmation, EventFrame, ServerMessage, Subscribe, Topic,
 };
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -26,6 +26,24 @@ pub(crate) enum Outcome {
     Done,
     /// The server answered the subscribe with an error: watching cannot go on.
     Refused(String),
+    /// The snapshot shows that the server does not know the run of `--backtest-id`.
+    UnknownRun(BacktestId),
+}
+
+/// How a connection ended.
+pub(crate) enum Ended {
+    /// It dropped (or could not be read): reconnect.
+    Lost(String),
+    /// The server closed it with this code (when it sent a known one), and why.
+    Closed(Option<CloseCode>, String),
+}
+
+/// Why a connection attempt failed, and whether trying again could help.
+pub(crate) struct ConnectError {
+    pub(crate) reason: String,
+    /// The server refused the request itself (wrong path, token refused): the same
+    /// request would be refused again.
+    pub(crate) fatal: bool,
 }
 
 /// What a frame calls for.
@@ -43,6 +61,16 @@ pub(crate) struct Session {
     cursor: Cursor,
     /// Whether the server confirmed a subscription on this connection.
     subscribed: bool,
+    /// Sent first on each connection, when set.
+    token: Option<String>,
+    /// A plain subscribe sent after a snapshot of one run: its confirmation comes after
+    /// the snapshot's frames, so the run is known by then or unknown to the server.
+    awaiting_barrier: bool,
+    /// How long the run of `--backtest-id` may stay unknown after a snapshot showed it
+    /// absent (`--exit-after-complete`); without it, the watcher waits for it.
+    unknown_grace: Option<Duration>,
+    /// Since when the run of `--backtest-id` is known to be absent.
+    unknown_since: Option<tokio::time::Instant>,
 }
 
 /// Where the watcher is in the topic's numbering, for deduplication and resuming.
@@ -77,12 +105,19 @@ impl Cursor {
     }
 }
 
-/// Opens the WebSocket; the error is a short reason (`connection refused`).
-pub(crate) async fn connect(url: &str) -> Result<Socket, String> {
+/// Opens the WebSocket; the error has a short reason (`connection refused`).
+pub(crate) async fn connect(url: &str) -> Result<Socket, ConnectError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url)).await {
-        Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        Err(_) => Err(ConnectError {
+            reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            fatal: false,
+        }),
         Ok(Ok((socket, _response))) => Ok(socket),
-        Ok(Err(error)) => Err(describe(&error)),
+        Ok(Err(error)) => Err(ConnectError {
+            fatal: matches!(&error, tungstenite::Error::Http(r)
+                if [401, 403, 404].contains(&r.status().as_u16())),
+            reason: describe(&error),
+        }),
     }
 }
 
@@ -116,8 +151,13 @@ fn describe(error: &tungstenite::Error) -> String {
     }
 }
 
-/// Why the server closed the connection, for a person.
-fn closed(frame: Option<&CloseFrame>) -> String {
+/// How the server closed the connection: its code, and why for a person.
+fn closed(frame: Option<&CloseFrame>) -> Ended {
+    let code = frame.and_then(|f| CloseCode::from_code(u16::from(f.code)));
+    Ended::Closed(code, closed_text(frame))
+}
+
+fn closed_text(frame: Option<&CloseFrame>) -> String {
     match frame {
         Some(frame) if !frame.reason.is_empty() => format!(
             "the server closed the connection ({} {})",
@@ -133,19 +173,35 @@ fn closed(frame: Option<&CloseFrame>) -> String {
 }
 
 impl Session {
-    pub(crate) fn new(view: View, run: Option<BacktestId>) -> Self {
+    pub(crate) fn new(
+        view: View,
+        run: Option<BacktestId>,
+        token: Option<String>,
+        unknown_grace: Option<Duration>,
+    ) -> Self {
         Self {
             view,
             run,
             cursor: Cursor::default(),
             subscribed: false,
+            token,
+            awaiting_barrier: false,
+            unknown_grace,
+            unknown_since: None,
         }
     }
 
-    /// Subscribes on a fresh connection and handles its frames. `Err` with a reason
-    /// when the connection ended.
-    pub(crate) async fn follow(&mut self, socket: &mut Socket) -> Result<Outcome, String> {
+    /// Authenticates (with a token) and subscribes on a fresh connection, and handles
+    /// its frames until it ends.
+    pub(crate) async fn follow(&mut self, socket: &mut Socket) -> Result<Outcome, Ended> {
         self.subscribed = false;
+        self.awaiting_barrier = false;
+        if let Some(token) = &self.token {
+            let auth = ClientMessage::Auth {
+                token: token.clone(),
+            };
+            send(socket, &auth).await?;
+        }
         let subscribe = self.subscribe_message();
         send(socket, &subscribe).await?;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -153,8 +209,8 @@ impl Session {
             tokio::select! {
                 message = socket.next() => {
                     let text = match message {
-                        None => return Err("the server closed the connection".into()),
-                        Some(Err(error)) => return Err(describe(&error)),
+                        None => return Err(Ended::Lost("the server closed the connection".into())),
+                        Some(Err(error)) => return Err(Ended::Lost(describe(&error))),
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Close(frame))) => return Err(closed(frame.as_ref())),
                         Some(Ok(_)) => continue, // pings are answered by tungstenite
@@ -168,6 +224,9 @@ impl Session {
                 _ = tick.tick() => {
                     if self.view.done() {
                         return Ok(Outcome::Done);
+                    }
+                    if let Some(run) = self.still_unknown() {
+                        return Ok(Outcome::UnknownRun(run));
                     }
                 }
             }
@@ -236,6 +295,10 @@ impl Session {
     }
 
     fn confirmed(&mut self, confirmation: Confirmation) -> Reply {
+        if self.awaiting_barrier {
+            self.awaiting_barrier = false;
+            return self.barrier_passed();
+        }
         let head = confirmation.seq.unwrap_or(0);
         let new_epoch = confirmation.epoch != self.cursor.epoch;
         self.cursor.epoch = confirmation.epoch;
@@ -248,6 +311,11 @@ impl Session {
                 self.cursor.last_seq.max(head)
             };
             self.cursor.asked_snapshot = false;
+            // With one run, learn whether the snapshot held it.
+            if let Some(run) = &self.run {
+                self.awaiting_barrier = true;
+                return Reply::Send(Subscribe::to(Topic::BACKTEST).run(run.clone()).into());
+            }
             return Reply::Nothing;
         }
         if confirmation.recovered != Some(false) {
@@ -272,9 +340,35 @@ impl Session {
     }
 }
 
-async fn send(socket: &mut Socket, message: &ClientMessage) -> Result<(), String> {
+impl Session {
+    /// The snapshot of the run of `--backtest-id` is through: it is known, or not.
+    fn barrier_passed(&mut self) -> Reply {
+        let Some(run) = &self.run else {
+            return Reply::Nothing;
+        };
+        if self.view.knows(run.as_str()) {
+            return Reply::Nothing;
+        }
+        self.unknown_since = Some(tokio::time::Instant::now());
+        self.view.notice(&format!(
+            "run {run} is not known to the server (yet): waiting for it"
+        ));
+        Reply::Nothing
+    }
+
+    /// The run of `--backtest-id`, when the server showed it does not know it and it
+    /// did not appear within `--exit-after-complete`.
+    fn still_unknown(&self) -> Option<BacktestId> {
+        let run = self.run.as_ref()?;
+        let since = self.unknown_since?;
+        let grace = self.unknown_grace?;
+        (since.elapsed() >= grace && !self.view.knows(run.as_str())).then(|| run.clone())
+    }
+}
+
+async fn send(socket: &mut Socket, message: &ClientMessage) -> Result<(), Ended> {
     socket
         .send(Message::Text(message.to_json().into()))
         .await
-        .map_err(|error| describe(&error))
+        .map_err(|error| Ended::Lost(describe(&error)))
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use backtest_stream::wire::{
     BacktestComplete, BacktestError, BacktestProgress, BacktestStart, Event, LogEntry, LogLevel,
 };
+use console::Term;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
@@ -20,6 +21,18 @@ struct Run {
     lost: bool,
 }
 
+/// Which log lines and tables to show.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Filter {
+    /// The lowest level of log line shown.
+    pub(crate) level: LogLevel,
+    /// Only runs' starts and ends and the watcher's notices: no log lines, no tables.
+    pub(crate) quiet: bool,
+}
+
+/// Width of the run-name column.
+const NAME_WIDTH: usize = 12;
+
 /// What the watcher shows, and the state behind it.
 pub(crate) struct View {
     multi: MultiProgress,
@@ -30,10 +43,11 @@ pub(crate) struct View {
     exit_after: Option<Duration>,
     /// When the last run ended (or a new run began).
     last_change: Instant,
+    filter: Filter,
 }
 
 impl View {
-    pub(crate) fn new(exit_after: Option<Duration>) -> Self {
+    pub(crate) fn new(exit_after: Option<Duration>, filter: Filter) -> Self {
         let terminal = std::io::stdout().is_terminal();
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
         let live = terminal && !multi.is_hidden();
@@ -44,7 +58,23 @@ impl View {
             runs: HashMap::new(),
             exit_after,
             last_change: Instant::now(),
+            filter,
         }
+    }
+
+    /// Whether the watcher knows run `id` (seen in the stream or a snapshot).
+    pub(crate) fn knows(&self, id: &str) -> bool {
+        self.runs.contains_key(id)
+    }
+
+    /// `text` wrapped at word boundaries to the terminal's width (unchanged when stdout
+    /// is not a terminal), continuation lines indented by `indent` spaces.
+    fn wrap(&self, text: &str, indent: usize) -> String {
+        if !self.live {
+            return text.to_string();
+        }
+        let width = usize::from(Term::stdout().size().1).max(indent + 20);
+        wrap(text, width, indent)
     }
 
     /// Prints a line above the bars.
@@ -115,7 +145,7 @@ impl View {
             }
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} {percent:>3}% {msg}",
+                    "{prefix:<12.bold} [{bar:30.cyan/blue}] {pos}/{len} {percent:>3}% {wide_msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -135,21 +165,38 @@ impl View {
         self.runs.get_mut(id).expect("inserted above")
     }
 
+    /// A run ended: its bar leaves the live block (so the running runs stay on screen)
+    /// and its one-line result is printed above.
+    fn collapse(&mut self, id: &str, line: String) {
+        if let Some(run) = self.runs.get_mut(id) {
+            run.ended = true;
+            run.bar.finish_and_clear();
+            self.multi.remove(&run.bar);
+        }
+        self.last_change = Instant::now();
+        let line = self.wrap(&line, 4);
+        self.line(&line);
+    }
+
     /// After a server restart, the runs that had not ended will never end: their bars
     /// are closed as lost.
     pub(crate) fn forget_unfinished_runs(&mut self) {
         let mut lost = Vec::new();
         for (id, run) in &mut self.runs {
             if !run.ended {
-                run.ended = true;
                 run.lost = true;
-                run.bar.abandon_with_message("lost: the server restarted");
                 lost.push(id.clone());
             }
         }
+        lost.sort();
+        for id in &lost {
+            let line = format!(
+                "{} {id}: lost, the server restarted",
+                self.paint("1;33", "? lost")
+            );
+            self.collapse(id, line);
+        }
         if !lost.is_empty() {
-            lost.sort();
-            self.last_change = Instant::now();
             self.notice(&format!(
                 "lost track of {} unfinished run(s): {}",
                 lost.len(),
@@ -197,6 +244,9 @@ impl View {
     }
 
     fn log(&mut self, entry: &LogEntry) {
+        if self.filter.quiet || entry.level < self.filter.level {
+            return;
+        }
         let (code, name) = match entry.level {
             LogLevel::Error => ("31", "ERROR"),
             LogLevel::Warning => ("33", "WARN "),
@@ -211,12 +261,15 @@ impl View {
             .as_ref()
             .map(|id| format!(" [{}]", short(id.as_str())))
             .unwrap_or_default();
-        self.line(&format!(
-            "{} {}{run} {}",
-            self.paint("2", time),
-            self.paint(code, name),
-            entry.message
-        ));
+        let text = format!("{time} {name}{run} {}", entry.message);
+        let text = self.wrap(&text, 4);
+        // Colour the time and level once wrapped (escape codes have no width).
+        let painted = match text.get(time.len() + 1 + name.len()..) {
+            Some(rest) if !self.colour => format!("{time} {name}{rest}"),
+            Some(rest) => format!("{} {}{rest}", self.paint("2", time), self.paint(code, name)),
+            None => text.clone(),
+        };
+        self.line(&painted);
     }
 
     fn complete(&mut self, c: &BacktestComplete) {
@@ -225,15 +278,19 @@ impl View {
         if run.ended {
             return;
         }
-        run.ended = true;
-        let length = run.bar.length().unwrap_or(1);
-        run.bar.set_position(length);
-        run.bar.finish_with_message(format!(
-            "done · final balance {}",
-            number(c.final_balance, 2)
-        ));
         let label = run.label.clone();
-        self.last_change = Instant::now();
+        let summary = format!(
+            "{} {:<NAME_WIDTH$} {label} · balance {} · return {} · {} trades",
+            self.paint("1;32", "✔ complete"),
+            id,
+            number(c.final_balance, 2),
+            percent(c.return_pct),
+            c.total_trades
+        );
+        self.collapse(&id, summary);
+        if self.filter.quiet {
+            return;
+        }
         let rows = [
             ("final balance", number(c.final_balance, 2)),
             ("return", percent(c.return_pct)),
@@ -243,11 +300,11 @@ impl View {
             ("drawdown", percent(c.drawdown)),
             ("duration", seconds(c.duration_seconds)),
         ];
-        let mut table = format!("{} {id}  {label}", self.paint("1;32", "✔ complete"));
-        for (name, value) in rows {
-            table.push_str(&format!("\n    {name:<14} {value:>14}"));
-        }
-        self.line(&table);
+        let table: Vec<String> = rows
+            .iter()
+            .map(|(name, value)| format!("    {name:<14} {value:>14}"))
+            .collect();
+        self.line(&table.join("\n"));
     }
 
     fn error(&mut self, e: &BacktestError) {
@@ -256,22 +313,48 @@ impl View {
         if run.ended {
             return;
         }
-        run.ended = true;
-        run.bar.abandon_with_message(format!("FAILED: {}", e.error));
-        self.last_change = Instant::now();
         let mut text = format!(
             "{} {id}: {}",
             self.paint("1;31", "✘ backtest_error"),
             e.error
         );
-        if !e.error_details.is_empty() {
+        if !e.error_details.is_empty() && !self.filter.quiet {
             text.push_str(&format!(
                 "\n    {}",
                 e.error_details.replace('\n', "\n    ")
             ));
         }
-        self.line(&text);
+        self.collapse(&id, text);
     }
+}
+
+/// `text` wrapped at spaces so that no line is wider than `width` characters (a word
+/// longer than that stays whole), continuation lines indented by `indent` spaces;
+/// existing line breaks are kept.
+pub(crate) fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    for (n, source) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let mut column = 0;
+        for (i, word) in source.split(' ').enumerate() {
+            let length = word.chars().count();
+            if i > 0 {
+                if column + 1 + length > width && column > indent {
+                    out.push('\n');
+                    out.push_str(&" ".repeat(indent));
+                    column = indent;
+                } else {
+                    out.push(' ');
+                    column += 1;
+                }
+            }
+            out.push_str(word);
+            column += length;
+        }
+    }
+    out
 }
 
 /// A short form of a run id for the bar's prefix (UUIDs are long).
@@ -308,4 +391,22 @@ fn percent(value: f64) -> String {
 
 fn seconds(value: f64) -> String {
     figure(value, |v| format!("{v:.3} s"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn long_lines_wrap_between_words() {
+        let text = "Strategy execution failed: division by zero in position sizing";
+        let wrapped = wrap(text, 24, 4);
+        assert!(
+            wrapped.lines().all(|l| l.chars().count() <= 24),
+            "{wrapped}"
+        );
+        assert_eq!(wrapped.replace("\n    ", " "), text);
+        assert_eq!(wrap("short", 24, 4), "short");
+        assert_eq!(wrap("a\nb c", 24, 4), "a\nb c");
+    }
 }

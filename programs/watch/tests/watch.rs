@@ -128,7 +128,7 @@ async fn watcher_with_a_run_filter_shows_only_that_run() {
     let server = TestServer::start(ServerConfig::default()).await;
     let mut watch = watcher(
         &server.url(),
-        &["--backtest-id", "mine", "--exit-after-complete", "0.2"],
+        &["--backtest-id", "mine", "--exit-after-complete", "1"],
     );
     server
         .wait_stats(|s| s.subscriptions.get(&Topic::BACKTEST) == Some(&1))
