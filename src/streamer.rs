@@ -25,6 +25,11 @@ pub struct StreamerConfig {
     /// Send progress no more often than this (default: no limit). The final 100 %
     /// update is always sent.
     pub min_interval: Option<Duration>,
+    /// Points a run's progress chart gets whatever its speed (default 100, one per whole
+    /// percent; 0 turns the rule off): the first cadence point past each
+    /// `1/chart_points` of the run sends an update even while
+    /// [`min_interval`](Self::min_interval) holds updates back.
+    pub chart_points: u32,
     /// Called with every sink error (default: none; errors are counted in
     /// [`DeliveryStats`] either way).
     pub on_sink_error: Option<SinkErrorHook>,
@@ -36,6 +41,7 @@ impl Default for StreamerConfig {
             topic: Topic::BACKTEST,
             progress_every: 100,
             min_interval: None,
+            chart_points: 100,
             on_sink_error: None,
         }
     }
@@ -47,6 +53,7 @@ impl std::fmt::Debug for StreamerConfig {
             .field("topic", &self.topic)
             .field("progress_every", &self.progress_every)
             .field("min_interval", &self.min_interval)
+            .field("chart_points", &self.chart_points)
             .field("on_sink_error", &self.on_sink_error.is_some())
             .finish()
     }
@@ -253,6 +260,12 @@ impl ProgressStreamer {
         self
     }
 
+    /// Sets [`StreamerConfig::chart_points`] (0 turns the rule off).
+    pub fn chart_points(mut self, points: u32) -> Self {
+        self.config.chart_points = points;
+        self
+    }
+
     /// Calls `hook` with every error the sink returns.
     pub fn on_sink_error(
         mut self,
@@ -290,6 +303,8 @@ impl ProgressStreamer {
             on_sink_error: self.config.on_sink_error,
             total_bars,
             next_due: every.min(total_bars),
+            chart_points: self.config.chart_points,
+            percent_due: chart_point(0, total_bars, self.config.chart_points),
             final_sent: false,
             started: Instant::now(),
             last_sent: None,
@@ -309,6 +324,19 @@ impl ProgressStreamer {
         run.publish(event);
         run
     }
+}
+
+/// The smallest bar count past `bars` at which a run of `total` bars reaches its next
+/// chart point, one of `points` equal steps (`total` at most; `u64::MAX` when there are
+/// none).
+fn chart_point(bars: u64, total: u64, points: u32) -> u64 {
+    if total == 0 || points == 0 {
+        return u64::MAX;
+    }
+    let (bars, total_wide, points) = (u128::from(bars), u128::from(total), u128::from(points));
+    let step = bars * points / total_wide;
+    let next = ((step + 1) * total_wide).div_ceil(points);
+    u64::try_from(next).unwrap_or(u64::MAX).min(total)
 }
 
 /// A run in progress. Send progress with [`progress`](RunningBacktest::progress), end it
@@ -338,6 +366,10 @@ pub struct RunningBacktest {
     total_bars: u64,
     /// The smallest bar count that may produce an update.
     next_due: u64,
+    /// The bar count at which the run crosses its next whole percent: the first cadence
+    /// point past it sends an update even while the minimum interval holds them back.
+    percent_due: u64,
+    chart_points: u32,
     final_sent: bool,
     started: Instant,
     last_sent: Option<Instant>,
@@ -394,9 +426,12 @@ impl RunningBacktest {
     ///
     /// An update is sent when `bars_processed` reaches the next multiple of the cadence
     /// (every 100 bars by default) and the minimum interval, if any, has passed since
-    /// the last update; the final update (`bars_processed >= total_bars`) is always sent,
-    /// once. `details` is called only for updates that are sent, so a suppressed call
-    /// costs a comparison.
+    /// the last update, or the run has crossed a whole percent since the last update (so
+    /// that however fast a run goes, its chart gets a point per percent, or per cadence
+    /// step when that is longer: about 100 points at most from this rule; see
+    /// [`StreamerConfig::chart_points`]); the final update
+    /// (`bars_processed >= total_bars`) is always sent, once. `details` is called only
+    /// for updates that are sent, so a suppressed call costs a comparison.
     ///
     /// While the minimum interval holds updates back, the clock is not read at every
     /// cadence point (a fast engine reaches thousands of them per interval): the run
@@ -463,10 +498,18 @@ impl RunningBacktest {
         } else {
             let next_multiple = (bars_processed / self.every + 1).saturating_mul(self.every);
             self.next_due = next_multiple.min(self.total_bars);
-            if let (Some(min), Some(last)) = (self.min_interval, self.last_sent) {
+            let new_percent = bars_processed >= self.percent_due;
+            if let (Some(min), Some(last), false) = (self.min_interval, self.last_sent, new_percent)
+            {
                 let elapsed = last.elapsed();
                 if elapsed < min {
                     self.skip_held_back_points(bars_processed, elapsed, min);
+                    // Never skip the cadence point that crosses the next percent.
+                    let crossing = self
+                        .percent_due
+                        .div_ceil(self.every)
+                        .saturating_mul(self.every);
+                    self.next_due = self.next_due.min(crossing.min(self.total_bars));
                     return false;
                 }
             }
@@ -475,6 +518,7 @@ impl RunningBacktest {
         let now = Instant::now();
         self.last_sent = Some(now);
         self.last_sent_bar = bars_processed;
+        self.percent_due = chart_point(bars_processed, self.total_bars, self.chart_points);
         if is_final {
             self.final_sent = true;
             self.next_due = u64::MAX;

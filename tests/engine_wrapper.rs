@@ -445,13 +445,31 @@ fn progress_is_throttled_by_time_as_well_as_by_bars() {
         .run(&mut ReferenceEngine::new(&data, Millis(1), config()))
         .unwrap();
     assert_eq!(progress_counts(&memory), [100, 200, 300]);
-    // Fast bars under a long throttle: only the first update and the final one.
+    // Fast bars under a long throttle: the throttle holds back updates, except at a
+    // cadence point that crosses a whole percent (here every one: a step is 33 %), so
+    // a fast run's chart still gets its points.
     let memory = MemorySink::new();
     BacktestRunner::new(memory.clone())
         .min_interval(Duration::from_secs(3_600))
         .run(&mut ReferenceEngine::new(&data, Millis(0), config()))
         .unwrap();
-    assert_eq!(progress_counts(&memory), [100, 300]);
+    assert_eq!(progress_counts(&memory), [100, 200, 300]);
+    // A long run at full speed: one point per whole percent at most from that rule
+    // (1 % = 1,000 bars = ten cadence steps), not one per cadence step.
+    let long = bars(100_000, 8);
+    let memory = MemorySink::new();
+    BacktestRunner::new(memory.clone())
+        .min_interval(Duration::from_secs(3_600))
+        .run(&mut ReferenceEngine::new(&long, Millis(0), config()))
+        .unwrap();
+    // The first cadence point, then one per percent to the end.
+    let counts = progress_counts(&memory);
+    assert_eq!(counts.len(), 101, "{counts:?}");
+    assert_eq!(counts[..2], [100, 1_000]);
+    assert!(
+        counts[1..].windows(2).all(|w| w[1] - w[0] == 1_000),
+        "{counts:?}"
+    );
 }
 
 fn progress_counts(memory: &MemorySink) -> Vec<u64> {

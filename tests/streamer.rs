@@ -140,6 +140,7 @@ fn the_minimum_interval_throttles_but_never_the_final_update() {
     let mut run = ProgressStreamer::new(memory.clone())
         .progress_every(10)
         .min_interval(Duration::from_secs(3_600))
+        .chart_points(0)
         .start(RunInfo::default(), 1_000);
     for bar in 1..=1_000 {
         run.progress(bar, ProgressDetails::default);
@@ -159,6 +160,7 @@ fn the_minimum_interval_lets_updates_through_once_it_has_passed() {
     let mut run = ProgressStreamer::new(memory.clone())
         .progress_every(1)
         .min_interval(Duration::from_millis(20))
+        .chart_points(0)
         .start(RunInfo::default(), 10);
     assert!(run.progress(1, ProgressDetails::default));
     assert!(!run.progress(2, ProgressDetails::default));
@@ -185,6 +187,7 @@ fn a_fast_run_held_back_by_the_interval_reads_the_clock_at_few_cadence_points() 
     let mut run = ProgressStreamer::new(memory.clone())
         .progress_every(1)
         .min_interval(Duration::from_secs(3_600))
+        .chart_points(0)
         .start(RunInfo::default(), 1_000_000);
     let mut checked = Vec::new();
     for bar in 1..=1_000_000 {
@@ -198,6 +201,39 @@ fn a_fast_run_held_back_by_the_interval_reads_the_clock_at_few_cadence_points() 
     assert!(checked.len() < 64, "{} checks: {checked:?}", checked.len());
     assert_eq!(&checked[..4], [1, 2, 4, 8]);
     assert_eq!(checked.last(), Some(&1_000_000));
+}
+
+#[test]
+fn a_fast_run_still_gets_a_point_per_percent() {
+    // The interval holds every update back, but each cadence point that crosses a whole
+    // percent goes out: a readable chart whatever the speed.
+    let memory = MemorySink::new();
+    let mut run = ProgressStreamer::new(memory.clone())
+        .progress_every(7)
+        .min_interval(Duration::from_secs(3_600))
+        .start(RunInfo::default(), 10_000);
+    for bar in 1..=10_000 {
+        run.progress(bar, ProgressDetails::default);
+    }
+    run.complete(RunResults::default());
+    let bars = progress_bars(&memory);
+    // The first cadence point, then the first one past each 100 bars, then the end.
+    let mut expected = vec![7];
+    expected.extend((1..100).map(|p: u64| (p * 100).div_ceil(7) * 7));
+    expected.push(10_000);
+    assert_eq!(bars, expected);
+    // Fewer points asked for: a point per 1/10 of the run.
+    let memory = MemorySink::new();
+    let mut run = ProgressStreamer::new(memory.clone())
+        .min_interval(Duration::from_secs(3_600))
+        .chart_points(10)
+        .start(RunInfo::default(), 10_000);
+    for bar in 1..=10_000 {
+        run.progress(bar, ProgressDetails::default);
+    }
+    run.complete(RunResults::default());
+    let expected: Vec<u64> = (0..=10).map(|tenth| (tenth * 1_000).max(100)).collect();
+    assert_eq!(progress_bars(&memory), expected);
 }
 
 #[test]

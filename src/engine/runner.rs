@@ -122,6 +122,15 @@ impl BacktestRunner {
         self
     }
 
+    /// The points a run's progress chart gets whatever its speed (default 100: the
+    /// first cadence point past each whole percent is sent even within the minimum
+    /// interval; 0 turns the rule off). See
+    /// [`StreamerConfig::chart_points`](crate::streamer::StreamerConfig::chart_points).
+    pub fn chart_points(mut self, points: u32) -> Self {
+        self.config.chart_points = points;
+        self
+    }
+
     /// Uses `token` to cancel the run (by default the runner has its own; see
     /// [`cancel_token`](BacktestRunner::cancel_token)).
     pub fn with_cancel_token(mut self, token: CancelToken) -> Self {
