@@ -14,6 +14,7 @@
 //! | [`engine`] | streaming for any backtest engine: the [`BacktestEngine`](engine::BacktestEngine) trait and the [`BacktestRunner`](engine::BacktestRunner) |
 //! | [`reference`](mod@reference) | a small, exact reference engine: strategies, the SMA crossover, metrics, bars from CSV files or a generator |
 //! | [`auth`] | who may follow what: [`Grants`](auth::Grants), the [`Authorizer`](auth::Authorizer) trait, and a JWT verifier (feature `auth`) |
+//! | [`broker`](mod@broker) | scale-out: [`RedisSink`](broker::RedisSink) writes events to Redis Streams, numbered there, for gateways (feature `redis`) |
 //! | [`server`] | the WebSocket broadcast hub, standalone or embedded in an axum/hyper application (feature `server`) |
 //!
 //! The core (`wire`, `sink`, `streamer`, `log_bridge`, `engine`, `reference`) needs no
@@ -44,6 +45,7 @@
 //! | `server` | yes | [`server`]: the WebSocket broadcast hub (tokio, tokio-tungstenite) |
 //! | `hyper` | no | [`server::Hub::upgrade`]: the hub on a hyper or axum route (hyper, hyper-util) |
 //! | `auth` | no | [`auth::JwtVerifier`]: JSON Web Token verification (jsonwebtoken, RustCrypto backend) |
+//! | `redis` | no | [`broker::RedisSink`]: events to Redis Streams (the `redis` crate, tokio) |
 //! | `csv` | yes | [`reference::load_csv`] and [`reference::read_csv`] (the `csv` crate) |
 //! | `tracing` | no | [`tracing_layer`]: `tracing` events as `log_entry` events, correlated by span |
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -57,6 +59,8 @@
 )]
 
 pub mod auth;
+#[cfg(feature = "redis")]
+pub mod broker;
 pub mod engine;
 pub mod log_bridge;
 pub mod reference;

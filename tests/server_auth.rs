@@ -48,6 +48,10 @@ fn refused_tokens() -> Vec<(&'static str, String)> {
     no_exp.as_object_mut().expect("object").remove("exp");
     let mut no_sub = good.clone();
     no_sub.as_object_mut().expect("object").remove("sub");
+    let mut no_aud = good.clone();
+    no_aud.as_object_mut().expect("object").remove("aud");
+    let mut no_iss = good.clone();
+    no_iss.as_object_mut().expect("object").remove("iss");
     let other_secret = hmac_key(b"another secret, not the server's one");
     vec![
         ("malformed", "not-a-jwt".to_owned()),
@@ -78,6 +82,8 @@ fn refused_tokens() -> Vec<(&'static str, String)> {
         ),
         ("no exp", hs256(&no_exp)),
         ("no sub", hs256(&no_sub)),
+        ("no aud, an audience being configured", hs256(&no_aud)),
+        ("no iss, an issuer being configured", hs256(&no_iss)),
         (
             "bad topics claim",
             hs256(&with(good.clone(), "topics", json!(42))),

@@ -257,15 +257,20 @@ impl JwtVerifier {
         let mut validation = Validation::new(alg);
         validation.leeway = self.leeway_in_force().as_secs();
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured audience or issuer must be in the token, not only match when
+        // present.
+        let mut required = vec!["exp", "sub"];
         if self.audience.is_empty() {
             validation.validate_aud = false;
         } else {
             validation.set_audience(&self.audience);
+            required.push("aud");
         }
         if !self.issuer.is_empty() {
             validation.set_issuer(&self.issuer);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         validation
     }
 }
