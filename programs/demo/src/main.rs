@@ -57,6 +57,7 @@ use crate::runs::Runs;
 const DASHBOARD: &str = include_str!("dashboard.html");
 const DASHBOARD_CSS: &str = include_str!("dashboard.css");
 const DASHBOARD_JS: &str = include_str!("dashboard.js");
+const DASHBOARD_AUTH_JS: &str = include_str!("dashboard-auth.js");
 /// Runs remembered by the API (the oldest finished ones are forgotten first).
 const MAX_KEPT_RUNS: usize = 1_000;
 
@@ -201,6 +202,7 @@ fn routes(app: App) -> Router {
         .route("/", get(dashboard))
         .route("/dashboard.css", get(dashboard_css))
         .route("/dashboard.js", get(dashboard_js))
+        .route("/dashboard-auth.js", get(dashboard_auth_js))
         .route("/ws", get(websocket))
         .route("/api/v1/backtest/run", axum::routing::post(api::start_run))
         .route(
@@ -296,6 +298,10 @@ async fn dashboard_css() -> impl IntoResponse {
 
 async fn dashboard_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+async fn dashboard_auth_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", DASHBOARD_AUTH_JS)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
