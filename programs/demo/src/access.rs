@@ -128,12 +128,12 @@ fn invalid_token(error: AuthError) -> ApiError {
     unauthorized(&format!("invalid token: {error}"), true)
 }
 
-/// A 401 with its `WWW-Authenticate` challenge (RFC 6750).
+/// A 401 with its `WWW-Authenticate` challenge (RFC 6750), as the hub's refused upgrade.
 fn unauthorized(message: &str, invalid: bool) -> ApiError {
     let challenge = if invalid {
-        r#"Bearer realm="backtest-stream", error="invalid_token""#
+        r#"Bearer error="invalid_token""#
     } else {
-        r#"Bearer realm="backtest-stream""#
+        "Bearer"
     };
     ApiError::new(StatusCode::UNAUTHORIZED, message).header(
         header::WWW_AUTHENTICATE,

@@ -25,15 +25,20 @@ const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct DemoAuthorizer {
     verifier: JwtVerifier,
+    /// `aud`/`iss` were configured: the claim must be present (see `present`).
+    require_aud: bool,
+    require_iss: bool,
     /// Set once the registry exists (the hub, which holds this authorizer, is made
     /// before the registry that publishes through it).
     runs: Arc<OnceLock<Runs>>,
 }
 
 impl DemoAuthorizer {
-    pub fn new(verifier: JwtVerifier) -> Self {
+    pub fn new(verifier: JwtVerifier, require_aud: bool, require_iss: bool) -> Self {
         Self {
             verifier,
+            require_aud,
+            require_iss,
             runs: Arc::default(),
         }
     }
@@ -48,10 +53,34 @@ impl DemoAuthorizer {
 impl Authorizer for DemoAuthorizer {
     fn authorize(&self, token: &str) -> Result<Grants, AuthError> {
         let mut grants = self.verifier.authorize(token)?;
+        self.present(token)?;
         if let Some(runs) = self.runs.get() {
             grants.runs.extend(runs.owned_by(&grants.subject));
         }
         Ok(grants)
+    }
+}
+
+impl DemoAuthorizer {
+    /// A configured `aud` or `iss` must be in the token. The crate's verifier checks
+    /// their values only when the token has them, so a token without `aud` passes it
+    /// even with `--auth-audience`: checked here, on a token whose signature and claims
+    /// the verifier has just accepted (so reading its payload unverified is safe).
+    fn present(&self, token: &str) -> Result<(), AuthError> {
+        if !self.require_aud && !self.require_iss {
+            return Ok(());
+        }
+        let claims: serde_json::Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        for (required, claim) in [(self.require_aud, "aud"), (self.require_iss, "iss")] {
+            if required && claims.get(claim).is_none_or(serde_json::Value::is_null) {
+                return Err(AuthError::InvalidClaim {
+                    claim: claim.to_owned(),
+                    reason: "missing".to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -93,7 +122,11 @@ impl AuthSetup {
             verifier = verifier.issuer(issuer.clone());
         }
         Ok(Some(AuthSetup {
-            authorizer: DemoAuthorizer::new(verifier),
+            authorizer: DemoAuthorizer::new(
+                verifier,
+                options.audience.is_some(),
+                options.issuer.is_some(),
+            ),
             secret,
             audience: options.audience.clone(),
             issuer: options.issuer.clone(),

@@ -146,17 +146,20 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     announce(addr, dev_token.as_deref(), app.auth.is_some());
     log::info!("listening on {addr}");
     if !guard::is_loopback(addr.ip()) {
-        let who = if app.auth.is_some() {
-            "with authentication: every call needs a token"
+        let names = hosts.names().join(", ");
+        if app.auth.is_some() {
+            log::info!(
+                "listening on {addr}, which is not loopback, with authentication: every call \
+                 needs a token; only the Host names {names} are answered (add others with \
+                 --allowed-host NAME)"
+            );
         } else {
-            "without authentication (--insecure): anyone who can reach it may start and \
-             cancel runs"
-        };
-        log::warn!(
-            "listening on {addr}, which is not loopback, {who}; only the Host names {} are \
-             answered (add others with --allowed-host NAME)",
-            hosts.names().join(", ")
-        );
+            log::warn!(
+                "listening on {addr}, which is not loopback, without authentication \
+                 (--insecure): anyone who can reach it may start and cancel runs; only the \
+                 Host names {names} are answered (add others with --allowed-host NAME)"
+            );
+        }
     }
     if let Some(dir) = &options.data_dir {
         log::info!("runs may read CSV files below {}", dir.display());

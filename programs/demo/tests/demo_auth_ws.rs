@@ -161,6 +161,25 @@ async fn upgrades_need_a_valid_token_and_nothing_comes_before_one() {
 }
 
 #[tokio::test]
+async fn no_token_within_the_handshake_timeout_closes_with_4500() {
+    let dir = TempDir::new("ws-timeout");
+    let secret = dir.secret_file();
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--auth-secret-file",
+        &secret,
+        "--http-timeout",
+        "1",
+    ];
+    let demo = Demo::start_args(&args);
+    let mut ws = open(&demo, None).await.expect("upgrade");
+    let started = std::time::Instant::now();
+    assert_eq!(next(&mut ws).await.err(), Some(4500));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
 async fn a_run_token_sees_only_its_run_live_replayed_and_in_a_snapshot() {
     let dir = TempDir::new("ws-runs");
     let demo = demo(&dir);
