@@ -61,6 +61,18 @@ pub async fn drive(client: &Client, demo: &Demo) -> TestResult {
     wait_live(client).await?;
     start_from_the_form(client, "auth-own", "400", "1000").await?;
     wait_card(client, "auth-own", "complete").await?;
+    // A token that may watch but not start: the start is refused (403), and said so.
+    let viewer = hs256(&claims("viewer", json!("*"), Value::Null, Value::Null));
+    client
+        .goto(&format!("{}/#token={viewer}", demo.base))
+        .await?;
+    wait_live(client).await?;
+    let refused = start_from_the_form(client, "auth-refused", "400", "0").await;
+    let refused = refused
+        .expect_err("a token without scope start cannot start")
+        .to_string();
+    assert!(refused.contains("`start`"), "{refused}");
+    wait_reason(client, "forbidden").await?;
     // A token that expires while the page is connected: the server closes with 4004,
     // the page says the token expired and waits for a new one.
     let mut short = claims("dev", json!("*"), Value::Null, Value::Null);
