@@ -24,7 +24,7 @@ pub async fn start_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    access::authorize(&app, &headers, Action::Start)?;
+    let caller = access::authorize(&app, &headers, Action::Start)?;
     let mut spec = parse_request(&body, app.settings.max_run)?;
     if let DataSource::Csv { path, file, .. } = &mut spec.data {
         let Some(dir) = app.settings.data_dir.clone() else {
@@ -38,7 +38,7 @@ pub async fn start_run(
         *file = Some(opened);
     }
     let id = spec.id.as_str().to_owned();
-    match app.runs.start(spec) {
+    match app.runs.start(spec, caller.owner()) {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({ "backtest_id": id, "status": "running" })),
@@ -59,8 +59,13 @@ pub async fn start_run(
     }
 }
 
-/// `GET /api/v1/backtest/{id}`.
-pub async fn get_run(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// `GET /api/v1/backtest/{id}`: 403 for a run the caller's token does not grant.
+pub async fn get_run(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    access::authorize(&app, &headers, Action::View(&id))?;
     match app.runs.get(&id) {
         Some(detail) => Ok(Json(detail).into_response()),
         None => Err(ApiError::new(
@@ -71,7 +76,8 @@ pub async fn get_run(State(app): State<App>, Path(id): Path<String>) -> Result<R
 }
 
 /// `DELETE /api/v1/backtest/{id}`: cancels a running run (202); 404 for an unknown id,
-/// 409 for a run that has finished.
+/// 409 for a run that has finished; 403 without scope `cancel` or for a run the token
+/// does not grant.
 pub async fn cancel_run(
     State(app): State<App>,
     headers: HeaderMap,
@@ -93,9 +99,13 @@ pub async fn cancel_run(
     }
 }
 
-/// `GET /api/v1/backtests`.
-pub async fn list_runs(State(app): State<App>) -> Json<Value> {
-    Json(app.runs.list())
+/// `GET /api/v1/backtests`: the runs the caller may see.
+pub async fn list_runs(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let caller = access::authorize(&app, &headers, Action::List)?;
+    Ok(Json(app.runs.list(|id| caller.sees_id(id))))
 }
 
 /// Any other path.

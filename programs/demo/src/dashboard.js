@@ -15,6 +15,8 @@
   const NUMERIC_FIELDS = new Set(['bars', 'bar_delay_us', 'fast', 'slow', 'size', 'cash']);
   const LEVEL_RANK = { TRACE: 0, DEBUG: 1, INFO: 2, WARNING: 3, WARN: 3, ERROR: 4, CRITICAL: 4 };
   const EVENT_TYPES = new Set(['backtest_start', 'backtest_progress', 'log_entry', 'backtest_complete', 'backtest_error']);
+  const RATE_LIMITED_PAUSE_MS = 30000; // after a 4503 close
+  const auth = window.DemoAuth;         // dashboard-auth.js: the token, close codes
 
   // ------------------------------------------------------------------ helpers
   /** Builds an element; text goes in as text nodes, attributes via setAttribute. Never HTML. */
@@ -337,11 +339,12 @@
     btn.textContent = 'Cancelling…';
     try {
       const res = await fetch('/api/v1/backtest/' + encodeURIComponent(run.id), {
-        method: 'DELETE', headers: { Accept: 'application/json' },
+        method: 'DELETE', headers: auth.headers({ Accept: 'application/json' }),
       });
       if (res.ok || res.status === 409) return;         // 409: it had already finished
       const json = await res.json().catch(() => null);
       const msg = json && json.error ? String(json.error) : 'HTTP ' + res.status;
+      restRefused(res.status, msg);
       notice('error', 'cancel-error-notice', '×', 'Could not cancel ' + run.id + ': ' + msg);
     } catch (err) {
       notice('error', 'cancel-error-notice', '×', 'Could not cancel ' + run.id + ': ' + (err && err.message ? err.message : String(err)));
@@ -759,6 +762,13 @@
   function onServerError(d) {
     const code = d && d.code ? String(d.code) : 'error';
     const msg = d && d.error ? String(d.error) : 'unknown error';
+    if (code === 'unauthorized' && !auth.token()) {
+      // The server wants a token and the page has none: say so, stop retrying.
+      auth.show('missing');
+      block('missing');
+      return;
+    }
+    if (code === 'unauthorized') auth.show('invalid', msg);
     const el = notice('error', 'server-error-notice', '×', 'Server error (' + code + '): ' + msg);
     setTimeout(() => el.remove(), 20000);
   }
@@ -776,6 +786,7 @@
     attempts: 0,
     retryAt: 0,
     retryTimer: null,
+    blocked: null,        // 'token' | 'missing' | 'manual': not reconnecting by itself
     countdownTimer: null,
     heartbeat: null,
     lastFrameAt: 0,
@@ -797,6 +808,13 @@
   // latest state of runs from before the history), so frames come in strictly
   // increasing seq and none twice.
   function subscribe() {
+    if (!wholeTopic()) {
+      // A token without the whole topic: its runs, one by one.
+      setBadge('open', 'Live');
+      for (const id of auth.runs()) followed.add(id);
+      for (const id of followed) subscribeRun(id, true);
+      return;
+    }
     if (conn.epoch != null) {
       // Reconnect: the events after the last one applied, in this server's epoch.
       conn.pending = 'resume';
@@ -811,11 +829,67 @@
     send({ action: 'subscribe', topic: TOPIC, since: 0, snapshot: true });
   }
 
+  // ---- tokens (dashboard-auth.js): a token that does not cover the whole topic follows
+  // the runs it may see one by one (those it names, started, or the listing shows).
+  const followed = new Set();
+  function wholeTopic() { return auth.coversTopic(TOPIC); }
+  /** Subscribes to one run: from the start, or (resume) after the last event applied. */
+  function subscribeRun(id, resume) {
+    const request = { action: 'subscribe', topic: TOPIC, backtest_id: id, snapshot: true, since: 0 };
+    if (resume && conn.epoch != null) { request.since = conn.lastSeq; request.epoch = conn.epoch; }
+    send(request);
+  }
+  function followRun(id) {
+    if (wholeTopic() || followed.has(id)) return;
+    followed.add(id);
+    subscribeRun(id, false);
+  }
+  /** A REST answer refused for the token (401, 403): say why. */
+  function restRefused(status, error) {
+    const reason = auth.restReason(status, error);
+    if (!reason) return;
+    auth.show(reason, error ? String(error) : '');
+    if (status === 401) block(reason === 'missing' ? 'missing' : 'token');
+  }
+  /** Stops reconnecting until a new token ('token', 'missing') or a click ('manual'). */
+  function block(kind) {
+    conn.blocked = kind;
+    clearTimeout(conn.retryTimer);
+    clearInterval(conn.countdownTimer);
+    const ws = conn.ws;
+    if (ws && kind !== 'manual') {
+      conn.ws = null;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      clearInterval(conn.heartbeat);
+      try { ws.close(1000); } catch (_) { /* ignore */ }
+    }
+    setBadge('closed', kind === 'manual' ? 'Offline · click to retry' : 'Offline · needs a token');
+  }
+  auth.onNewToken(() => {
+    // A new token: connect again with it (the old connection's grants are not ours).
+    conn.blocked = null;
+    const ws = conn.ws;
+    if (ws) {
+      conn.ws = null;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      clearInterval(conn.heartbeat);
+      try { ws.close(1000); } catch (_) { /* ignore */ }
+    }
+    conn.attempts = 0;
+    loadKnownRuns();
+    connect();
+  });
+
   function connect() {
     clearTimeout(conn.retryTimer);
     clearInterval(conn.countdownTimer);
     conn.retryTimer = null;
-    if (conn.ws) return;
+    if (conn.ws || conn.blocked) return;
+    if (auth.token() && auth.expired()) {
+      auth.show('expired');
+      block('token');
+      return;
+    }
     setBadge('connecting', conn.attempts === 0 ? 'Connecting…' : 'Reconnecting…');
     let ws;
     try {
@@ -829,6 +903,8 @@
       if (conn.ws !== ws) return;
       conn.lastFrameAt = Date.now();
       setBadge('open', 'Subscribing…');
+      // The token in a first message: never in the URL (logs, history).
+      if (auth.token()) send({ action: 'auth', token: auth.token() });
       subscribe();
       clearInterval(conn.heartbeat);
       conn.heartbeat = setInterval(() => heartbeat(ws), HEARTBEAT_MS / 4);
@@ -838,7 +914,7 @@
       conn.lastFrameAt = Date.now();
       onFrame(ev.data);
     };
-    ws.onclose = () => { if (conn.ws === ws) dropped(); };
+    ws.onclose = (ev) => { if (conn.ws === ws) closed(ev.code, ev.reason); };
     ws.onerror = () => { /* a close event follows */ };
   }
   let lastPingAt = 0;
@@ -852,18 +928,29 @@
     }
     if (now - lastPingAt >= HEARTBEAT_MS) { lastPingAt = now; send({ action: 'ping' }); }
   }
-  function dropped() {
+  /** The server closed the connection: what to do depends on the code (PROTOCOL.md). */
+  function closed(code, reason) {
+    const next = auth.afterClose(code, reason);
+    badge.setAttribute('data-close-code', String(code));    // test hook
+    if (next.retry === 'resume') { dropped(); return; }
+    if (next.reason) auth.show(next.reason, reason);
+    if (next.retry === 'backoff') { dropped(RATE_LIMITED_PAUSE_MS); return; }
+    dropped(0, true);
+    block(next.retry === 'manual' ? 'manual' : 'token');
+  }
+  function dropped(minDelay, quiet) {
     const ws = conn.ws;
     conn.ws = null;
     if (ws) { ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null; }
     clearInterval(conn.heartbeat);
     conn.pending = null;
     conn.historyGap = false;
-    scheduleReconnect();
+    if (!quiet) scheduleReconnect(minDelay);
   }
-  function scheduleReconnect() {
+  function scheduleReconnect(minDelay) {
     clearTimeout(conn.retryTimer);
-    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** conn.attempts) * (0.8 + Math.random() * 0.4);
+    const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** conn.attempts) * (0.8 + Math.random() * 0.4);
+    const delay = Math.max(backoff, minDelay || 0);
     conn.attempts++;
     conn.retryAt = Date.now() + delay;
     conn.retryTimer = setTimeout(connect, delay);
@@ -876,11 +963,13 @@
     conn.countdownTimer = setInterval(tick, 500);
   }
   badge.addEventListener('click', () => {
-    if (conn.ws) return;
+    if (conn.ws || (conn.blocked && conn.blocked !== 'manual')) return;
+    conn.blocked = null;
+    auth.clear();
     conn.attempts = 0;
     connect();
   });
-  window.addEventListener('online', () => { if (!conn.ws) { conn.attempts = 0; connect(); } });
+  window.addEventListener('online', () => { if (!conn.ws && !conn.blocked) { conn.attempts = 0; connect(); } });
 
   function onFrame(raw) {
     if (typeof raw !== 'string') return;
@@ -910,6 +999,7 @@
 
   function onConfirmed(msg) {
     if (msg.topic != null && msg.topic !== TOPIC) return;
+    if (msg.backtest_id != null) return onRunConfirmed(msg);
     const asked = conn.pending;
     conn.pending = null;
     const epoch = msg.epoch != null ? String(msg.epoch) : null;
@@ -942,6 +1032,23 @@
     if (asked === 'history') conn.historyGap = msg.recovered === false;
   }
 
+  /** A subscription to one run (a token without the whole topic) is confirmed. */
+  function onRunConfirmed(msg) {
+    const epoch = msg.epoch != null ? String(msg.epoch) : null;
+    if (epoch != null && conn.epoch != null && epoch !== conn.epoch) {
+      // The server restarted: its seqs are new; every followed run again from the start.
+      conn.seen.clear();
+      conn.lastSeq = 0;
+      conn.epoch = epoch;
+      for (const id of followed) subscribeRun(id, false);
+      loadKnownRuns();
+    }
+    if (epoch != null) conn.epoch = epoch;
+    conn.attempts = 0;
+    clearInterval(conn.countdownTimer);
+    setBadge('open', 'Live');
+  }
+
   // ------------------------------------------------------------------ REST
   function normStatus(s) {
     const v = str(s).toLowerCase();
@@ -954,14 +1061,15 @@
     if (loadingRuns) return;
     loadingRuns = true;
     try {
-      const res = await fetch('/api/v1/backtests', { headers: { Accept: 'application/json' } });
-      if (!res.ok) return;
+      const res = await fetch('/api/v1/backtests', { headers: auth.headers({ Accept: 'application/json' }) });
       const body = await res.json().catch(() => null);
+      if (!res.ok) { restRefused(res.status, body && body.error); return; }
       const list = body && Array.isArray(body.backtests) ? body.backtests : [];
       for (const item of list) {
         if (!item || typeof item !== 'object' || item.backtest_id == null) continue;
         const run = getRun(item.backtest_id);
         if (!run) continue;
+        followRun(run.id);
         const meta = pick(item, ['variant', 'symbol', 'timeframe', 'start_date', 'end_date']);
         for (const [k, v] of Object.entries(meta)) if (!run.meta[k]) run.meta[k] = v;
         markDirty(run, 'meta');
@@ -982,7 +1090,7 @@
   /** Results of a run that completed before this page saw its backtest_complete. */
   async function loadResult(run) {
     try {
-      const res = await fetch('/api/v1/backtest/' + encodeURIComponent(run.id), { headers: { Accept: 'application/json' } });
+      const res = await fetch('/api/v1/backtest/' + encodeURIComponent(run.id), { headers: auth.headers({ Accept: 'application/json' }) });
       if (!res.ok) { markDirty(run, 'result'); return; }
       const body = await res.json().catch(() => null);
       if (run.complete || !body || typeof body !== 'object') { markDirty(run, 'result'); return; }
@@ -1052,12 +1160,18 @@
     try {
       const res = await fetch('/api/v1/backtest/run', {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        headers: auth.headers({ 'Content-Type': 'application/json', Accept: 'application/json' }),
         body: JSON.stringify(body),
       });
       const json = await res.json().catch(() => null);
       if (res.ok) {
         const id = json && json.backtest_id != null ? String(json.backtest_id) : null;
+        if (id && !wholeTopic()) {
+          // The run is ours now: the same token again brings it into this connection's
+          // grants (the server adds the runs its subject started), then follow it.
+          send({ action: 'auth', token: auth.token() });
+          followRun(id);
+        }
         formOk.textContent = id ? 'Started ' + id : 'Started.';
         formOk.hidden = false;
         if (id) {
@@ -1076,6 +1190,7 @@
         const field = json && typeof json.field === 'string' ? json.field : null;
         const message = json && json.error ? String(json.error) : 'the server answered HTTP ' + res.status;
         showFormError(field, message);
+        restRefused(res.status, message);
       }
     } catch (err) {
       showFormError(null, 'Could not reach the server: ' + (err && err.message ? err.message : String(err)));

@@ -2,7 +2,7 @@
 //! (and `Retry-After` when a retry makes sense).
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
@@ -13,6 +13,7 @@ pub struct ApiError {
     error: String,
     field: Option<String>,
     retry_after: Option<u64>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -28,12 +29,19 @@ impl ApiError {
             error: error.into(),
             field: None,
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
     /// Names the field the error is about.
     pub fn about(mut self, field: &str) -> Self {
         self.field = Some(field.to_owned());
+        self
+    }
+
+    /// Sends this header too (`WWW-Authenticate` of a 401).
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -56,6 +64,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
         }
         response
     }

@@ -9,9 +9,11 @@
 //! BACKTEST_STREAM_ADDR=127.0.0.1:0 cargo run --release --bin demo
 //! ```
 //!
-//! The first line on stdout is `Dashboard: http://ADDR/` (with the bound port); a
-//! closed stdout (`demo | head -1`) does not stop the server. Only loopback addresses
-//! are served unless `--insecure` is given (the demo has no authentication yet).
+//! The first line on stdout is `Dashboard: http://ADDR/` (with the bound port), or,
+//! with `--auth-secret-file`, `Dashboard: http://ADDR/#token=JWT` carrying a
+//! development token; a closed stdout (`demo | head -1`) does not stop the server.
+//! Only loopback addresses are served unless tokens are required (`--auth-secret-file`,
+//! `--auth-public-key`) or `--insecure` is given.
 //! `RUST_LOG` sets the console log level (default `info`; trade lines are streamed to
 //! the page but not printed).
 
@@ -20,6 +22,7 @@
 
 mod access;
 mod api;
+mod auth;
 mod data;
 mod error;
 mod guard;
@@ -45,6 +48,7 @@ use backtest_stream::sink::SharedSink;
 use backtest_stream::wire::Topic;
 use log::LevelFilter;
 
+use crate::auth::{AuthSetup, DemoAuthorizer};
 use crate::data::DataDir;
 use crate::guard::AllowedHosts;
 use crate::options::{Command, Options};
@@ -53,6 +57,7 @@ use crate::runs::Runs;
 const DASHBOARD: &str = include_str!("dashboard.html");
 const DASHBOARD_CSS: &str = include_str!("dashboard.css");
 const DASHBOARD_JS: &str = include_str!("dashboard.js");
+const DASHBOARD_AUTH_JS: &str = include_str!("dashboard-auth.js");
 /// Runs remembered by the API (the oldest finished ones are forgotten first).
 const MAX_KEPT_RUNS: usize = 1_000;
 
@@ -62,6 +67,8 @@ pub struct App {
     hub: Hub,
     runs: Runs,
     settings: Arc<Settings>,
+    /// The token verifier (`--auth-*`); `None`: no authentication.
+    auth: Option<DemoAuthorizer>,
 }
 
 /// The request limits the handlers apply.
@@ -87,7 +94,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(error) = run(options).await {
+    if let Err(error) = run(*options).await {
         eprintln!("demo: {error}");
         std::process::exit(1);
     }
@@ -99,19 +106,24 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         .as_deref()
         .map(|dir| DataDir::new(dir, options.max_data_bytes))
         .transpose()?;
+    let auth = AuthSetup::from_options(&options.auth)?;
+    let dev_token = auth.as_ref().and_then(AuthSetup::dev_token).transpose()?;
     let (listener, name) = bind(&options).await?;
     let addr = listener.local_addr()?;
     let hosts = Arc::new(AllowedHosts::new(addr, name, &options.allowed_hosts));
 
     // Same origin: a page of another site cannot read this server's stream
     // (cross-site WebSocket hijacking); browsers always send Origin.
-    let hub = Hub::new(
-        ServerConfig::default()
-            .history_size(options.history)
-            .handshake_timeout(options.http.header_timeout)
-            .max_connections(options.http.max_connections)
-            .same_origin(true),
-    )?;
+    let mut config = ServerConfig::default()
+        .history_size(options.history)
+        .handshake_timeout(options.http.header_timeout)
+        .max_connections(options.http.max_connections)
+        .same_origin(true);
+    let authorizer = auth.map(|setup| setup.authorizer);
+    if let Some(authorizer) = &authorizer {
+        config = config.authorizer(authorizer.clone());
+    }
+    let hub = Hub::new(config)?;
     install_logging(&hub)?;
 
     let app = App {
@@ -121,34 +133,69 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             data_dir,
             max_run: options.max_run,
         }),
+        auth: authorizer,
     };
+    if let Some(authorizer) = &app.auth {
+        authorizer.set_runs(app.runs.clone());
+    }
     let guard_hosts = Arc::clone(&hosts);
-    let router = http::with_limits(routes(app), options.http).layer(axum::middleware::from_fn(
-        move |request, next| guard::check(Arc::clone(&guard_hosts), request, next),
-    ));
-
-    // The first line is the contract with tests and scripts: keep it first. A closed
-    // stdout (`demo | head -1`) is no reason to stop serving: write errors are ignored.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Dashboard: http://{addr}/");
-    let _ = writeln!(out, "WebSocket: ws://{addr}/ws");
-    let _ = writeln!(out, "REST API:  POST http://{addr}/api/v1/backtest/run");
-    let _ = out.flush();
-    drop(out);
+    let router =
+        http::with_limits(routes(app.clone()), options.http).layer(axum::middleware::from_fn(
+            move |request, next| guard::check(Arc::clone(&guard_hosts), request, next),
+        ));
+    announce(addr, dev_token.as_deref(), app.auth.is_some());
     log::info!("listening on {addr}");
     if !guard::is_loopback(addr.ip()) {
-        log::warn!(
-            "listening on {addr}, which is not loopback, without authentication (--insecure): \
-             anyone who can reach it may start and cancel runs; only the Host names {} are \
-             answered (add others with --allowed-host NAME)",
-            hosts.names().join(", ")
-        );
+        let names = hosts.names().join(", ");
+        if app.auth.is_some() {
+            log::info!(
+                "listening on {addr}, which is not loopback, with authentication: every call \
+                 needs a token; only the Host names {names} are answered (add others with \
+                 --allowed-host NAME)"
+            );
+        } else {
+            log::warn!(
+                "listening on {addr}, which is not loopback, without authentication \
+                 (--insecure): anyone who can reach it may start and cancel runs; only the \
+                 Host names {names} are answered (add others with --allowed-host NAME)"
+            );
+        }
     }
     if let Some(dir) = &options.data_dir {
         log::info!("runs may read CSV files below {}", dir.display());
     }
     http::serve(listener, router, options.http).await?;
     Ok(())
+}
+
+/// The lines on stdout. The first is the contract with tests and scripts: keep it
+/// first and one line (`Dashboard: URL`, the URL carrying the development token in its
+/// fragment when there is one). A closed stdout (`demo | head -1`) is no reason to stop
+/// serving: write errors are ignored.
+fn announce(addr: SocketAddr, dev_token: Option<&str>, auth: bool) {
+    let mut out = std::io::stdout().lock();
+    match dev_token {
+        Some(token) => drop(writeln!(out, "Dashboard: http://{addr}/#token={token}")),
+        None => drop(writeln!(out, "Dashboard: http://{addr}/")),
+    }
+    let _ = writeln!(out, "WebSocket: ws://{addr}/ws");
+    let _ = writeln!(out, "REST API:  POST http://{addr}/api/v1/backtest/run");
+    if dev_token.is_some() {
+        let _ = writeln!(
+            out,
+            "Auth:      tokens required; the dashboard URL above carries a development token \
+             (sub \"{}\", every run, scope \"start cancel\", {} hours): keep it private",
+            auth::DEV_SUBJECT,
+            auth::DEV_TOKEN_LIFETIME.as_secs() / 3600
+        );
+    } else if auth {
+        let _ = writeln!(
+            out,
+            "Auth:      tokens required; the demo holds only public keys and cannot sign one: \
+             tokens must come from the key's owner (open the dashboard as http://{addr}/#token=JWT)"
+        );
+    }
+    let _ = out.flush();
 }
 
 /// The routes: the page and its files, `/ws`, the REST API; every other path or method
@@ -158,6 +205,7 @@ fn routes(app: App) -> Router {
         .route("/", get(dashboard))
         .route("/dashboard.css", get(dashboard_css))
         .route("/dashboard.js", get(dashboard_js))
+        .route("/dashboard-auth.js", get(dashboard_auth_js))
         .route("/ws", get(websocket))
         .route("/api/v1/backtest/run", axum::routing::post(api::start_run))
         .route(
@@ -185,7 +233,7 @@ async fn bind(options: &Options) -> Result<(tokio::net::TcpListener, Option<&str
         return Err(format!("`{}` resolves to no address", options.addr));
     }
     for candidate in &candidates {
-        access::exposure_allowed(*candidate, options.insecure)?;
+        access::exposure_allowed(*candidate, options.insecure, options.auth.enabled())?;
     }
     let mut failures = Vec::new();
     for candidate in candidates {
@@ -253,6 +301,10 @@ async fn dashboard_css() -> impl IntoResponse {
 
 async fn dashboard_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+async fn dashboard_auth_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", DASHBOARD_AUTH_JS)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

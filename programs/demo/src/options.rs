@@ -9,6 +9,7 @@ use crate::http;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 pub const ADDR_ENV: &str = "BACKTEST_STREAM_ADDR";
 pub const DATA_DIR_ENV: &str = "BACKTEST_STREAM_DATA_DIR";
+pub const AUTH_SECRET_FILE_ENV: &str = "BACKTEST_STREAM_AUTH_SECRET_FILE";
 /// Runs at once; more are refused with 429.
 pub const DEFAULT_MAX_RUNS: usize = 8;
 /// Events the hub retains per topic, replayed to a page that connects mid-run (it
@@ -27,7 +28,7 @@ pub const DEFAULT_MAX_RUN_SECONDS: u64 = 3_600;
 
 /// What the command line asks for.
 pub enum Command {
-    Run(Options),
+    Run(Box<Options>),
     Help,
 }
 
@@ -47,6 +48,28 @@ pub struct Options {
     pub allowed_hosts: Vec<String>,
     /// Listen on an address that is not loopback, without authentication.
     pub insecure: bool,
+    /// Bearer tokens (`--auth-*`).
+    pub auth: AuthOptions,
+}
+
+/// Where the token verifier's keys come from (none: no authentication).
+#[derive(Debug, Clone, Default)]
+pub struct AuthOptions {
+    /// The HS256 secret's file (`--auth-secret-file`).
+    pub secret_file: Option<PathBuf>,
+    /// Public keys in PEM (`--auth-public-key`, repeatable).
+    pub public_keys: Vec<PathBuf>,
+    /// The `aud` tokens must have (`--auth-audience`).
+    pub audience: Option<String>,
+    /// The `iss` tokens must have (`--auth-issuer`).
+    pub issuer: Option<String>,
+}
+
+impl AuthOptions {
+    /// Whether tokens are required.
+    pub fn enabled(&self) -> bool {
+        self.secret_file.is_some() || !self.public_keys.is_empty()
+    }
 }
 
 pub fn usage() -> String {
@@ -54,11 +77,14 @@ pub fn usage() -> String {
     format!(
         "usage: demo [--addr HOST:PORT] [--insecure] [--allowed-host NAME]... [--data-dir DIR]\n            \
          [--max-data-bytes N] [--max-run-seconds N] [--max-runs N] [--history N]\n            \
-         [--http-timeout SECS] [--max-connections N]\n\n  \
+         [--http-timeout SECS] [--max-connections N]\n            \
+         [--auth-secret-file PATH] [--auth-public-key PATH]... [--auth-audience AUD]\n            \
+         [--auth-issuer ISS]\n\n  \
          --addr             where to listen (default {DEFAULT_ADDR}, or ${ADDR_ENV}); HOST may be a name\n                     \
          (localhost:8000); port 0 picks a free one\n  \
-         --insecure         allow an address that is not loopback (0.0.0.0, a LAN address): the demo has\n                     \
-         no authentication yet, so anyone who can reach it may start and cancel runs\n  \
+         --insecure         allow an address that is not loopback (0.0.0.0, a LAN address) without\n                     \
+         authentication: anyone who can reach it may start and cancel runs (not needed\n                     \
+         with --auth-*)\n  \
          --allowed-host     a Host name the server answers to (repeatable; NAME or NAME:PORT); always\n                     \
          allowed: the bound address, and localhost, 127.0.0.1 and [::1] with its port\n                     \
          when it is loopback or unspecified; other Host headers get 421 (DNS rebinding)\n  \
@@ -69,7 +95,17 @@ pub fn usage() -> String {
          --max-runs         backtests running at once (default {DEFAULT_MAX_RUNS}); more get HTTP 429\n  \
          --history          events kept per topic for pages that join mid-run (default {HISTORY_EVENTS})\n  \
          --http-timeout     seconds a client may take to send a request head or body, or stay idle (default {})\n  \
-         --max-connections  HTTP and WebSocket connections open at once; more are closed at once (default {})\n",
+         --max-connections  HTTP and WebSocket connections open at once; more are closed at once (default {})\n  \
+         --auth-secret-file a file holding an HS256 secret (a trailing newline is ignored; or\n                     \
+         ${AUTH_SECRET_FILE_ENV}): every REST call and WebSocket then needs a JWT bearer\n                     \
+         token; the first line printed is the dashboard URL with a 12-hour development\n                     \
+         token in its fragment (http://ADDR/#token=...)\n  \
+         --auth-public-key  a PEM public key (RS256, ES256/ES384 or EdDSA) tokens may be signed with\n                     \
+         (repeatable); the demo cannot sign with it: tokens come from the key's owner\n  \
+         --auth-audience    the `aud` every token must have\n  \
+         --auth-issuer      the `iss` every token must have\n  \
+         With --auth-*, an address that is not loopback needs no --insecure. Tokens carry `sub`,\n  \
+         `exp`, `topics` (\"*\" or a list) or `runs` (ids), and `scope` (\"start cancel\").\n",
         limits.header_timeout.as_secs(),
         limits.max_connections,
     )
@@ -79,20 +115,7 @@ pub fn usage() -> String {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     use lexopt::prelude::*;
 
-    let env = |name: &str| std::env::var(name).ok().filter(|a| !a.trim().is_empty());
-    let mut options = Options {
-        addr: env(ADDR_ENV).unwrap_or_else(|| DEFAULT_ADDR.to_owned()),
-        max_runs: DEFAULT_MAX_RUNS,
-        history: HISTORY_EVENTS,
-        http: http::Limits::default(),
-        data_dir: std::env::var_os(DATA_DIR_ENV)
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from),
-        max_data_bytes: DEFAULT_MAX_DATA_BYTES,
-        max_run: Duration::from_secs(DEFAULT_MAX_RUN_SECONDS),
-        allowed_hosts: Vec::new(),
-        insecure: false,
-    };
+    let mut options = defaults();
     let mut parser = lexopt::Parser::from_iter(std::iter::once(OsString::from("demo")).chain(args));
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n\n{}", usage()))? {
         match arg {
@@ -135,6 +158,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                     usize::try_from(positive(&mut parser, "--max-connections")?)
                         .map_err(|_| "--max-connections: too large".to_owned())?;
             }
+            Long(name) if name.starts_with("auth-") => {
+                let name = format!("--{name}");
+                auth_option(&mut parser, &name, &mut options.auth)?;
+            }
             Short('h') | Long("help") => return Ok(Command::Help),
             other => {
                 let other = other.unexpected();
@@ -149,7 +176,39 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             options.addr
         )
     })?;
-    Ok(Command::Run(options))
+    let auth = &options.auth;
+    if (auth.audience.is_some() || auth.issuer.is_some()) && !auth.enabled() {
+        return Err(
+            "--auth-audience and --auth-issuer need a key: give --auth-secret-file or \
+             --auth-public-key too"
+                .to_owned(),
+        );
+    }
+    Ok(Command::Run(Box::new(options)))
+}
+
+/// The settings without options: the defaults and the environment variables.
+fn defaults() -> Options {
+    let env = |name: &str| std::env::var(name).ok().filter(|a| !a.trim().is_empty());
+    Options {
+        addr: env(ADDR_ENV).unwrap_or_else(|| DEFAULT_ADDR.to_owned()),
+        max_runs: DEFAULT_MAX_RUNS,
+        history: HISTORY_EVENTS,
+        http: http::Limits::default(),
+        data_dir: std::env::var_os(DATA_DIR_ENV)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from),
+        max_data_bytes: DEFAULT_MAX_DATA_BYTES,
+        max_run: Duration::from_secs(DEFAULT_MAX_RUN_SECONDS),
+        allowed_hosts: Vec::new(),
+        insecure: false,
+        auth: AuthOptions {
+            secret_file: std::env::var_os(AUTH_SECRET_FILE_ENV)
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
+            ..AuthOptions::default()
+        },
+    }
 }
 
 fn missing(name: &str, what: &str) -> String {
@@ -172,6 +231,36 @@ fn positive(parser: &mut lexopt::Parser, name: &str) -> Result<u64, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{name}: `{v}` is not a positive number"))
+}
+
+/// One `--auth-*` option.
+fn auth_option(
+    parser: &mut lexopt::Parser,
+    name: &str,
+    auth: &mut AuthOptions,
+) -> Result<(), String> {
+    let text = |parser: &mut lexopt::Parser, what: &str| {
+        let v = value(parser, name, what)?;
+        if v.trim().is_empty() {
+            return Err(format!("{name}: the value is empty"));
+        }
+        Ok(v)
+    };
+    let file = |parser: &mut lexopt::Parser, what: &str| {
+        let v = parser.value().map_err(|_| missing(name, what))?;
+        if v.is_empty() {
+            return Err(format!("{name}: the path is empty"));
+        }
+        Ok(PathBuf::from(v))
+    };
+    match name {
+        "--auth-secret-file" => auth.secret_file = Some(file(parser, "a file")?),
+        "--auth-public-key" => auth.public_keys.push(file(parser, "a PEM file")?),
+        "--auth-audience" => auth.audience = Some(text(parser, "an audience")?),
+        "--auth-issuer" => auth.issuer = Some(text(parser, "an issuer")?),
+        _ => return Err(format!("unknown option {name}\n\n{}", usage())),
+    }
+    Ok(())
 }
 
 /// `--allowed-host`: a host name or address, with or without a port, lower-cased.

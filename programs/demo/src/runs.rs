@@ -101,6 +101,8 @@ struct Record {
     cancel: CancelToken,
     /// The run ended because it was cancelled.
     cancelled: bool,
+    /// The `sub` of the token that started it (with authentication).
+    owner: Option<String>,
 }
 
 impl Record {
@@ -221,8 +223,9 @@ impl Runs {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers the run and starts its thread.
-    pub fn start(&self, spec: RunSpec) -> Result<(), StartError> {
+    /// Registers the run (owned by `owner`, the starting token's `sub`) and starts its
+    /// thread.
+    pub fn start(&self, spec: RunSpec, owner: Option<String>) -> Result<(), StartError> {
         let key = spec.id.as_str().to_owned();
         let cancel = CancelToken::new();
         {
@@ -249,6 +252,7 @@ impl Runs {
                     progress: 0.0,
                     cancel: cancel.clone(),
                     cancelled: false,
+                    owner,
                 },
             );
             inner.order.push_back(key.clone());
@@ -339,13 +343,24 @@ impl Runs {
         self.lock().records.get(id).map(Record::detail)
     }
 
-    /// Every run this process remembers, oldest first.
-    pub fn list(&self) -> Value {
+    /// The runs `subject` started (that this process still remembers).
+    pub fn owned_by(&self, subject: &str) -> Vec<BacktestId> {
+        self.lock()
+            .records
+            .values()
+            .filter(|r| r.owner.as_deref() == Some(subject))
+            .map(|r| r.spec.id.clone())
+            .collect()
+    }
+
+    /// Every run this process remembers that `visible` accepts, oldest first.
+    pub fn list(&self, visible: impl Fn(&BacktestId) -> bool) -> Value {
         let inner = self.lock();
         let list: Vec<Value> = inner
             .order
             .iter()
             .filter_map(|k| inner.records.get(k))
+            .filter(|r| visible(&r.spec.id))
             .map(|r| Value::Object(r.summary()))
             .collect();
         json!({ "backtests": list, "running": inner.running, "max_running": self.max_running })

@@ -74,6 +74,19 @@ async fn a_page_opened_after_the_history_wrapped_fills_the_rest_from_the_snapsho
     browser.finish(outcome).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_the_page_from_the_printed_url_starts_watches_and_cancels_runs() {
+    let Some(browser) = Browser::start("auth").await else {
+        return;
+    };
+    let dir = demo_support::tokens::TempDir::new("browser");
+    let secret = dir.secret_file();
+    let demo = Demo::start_args(&["--addr", "127.0.0.1:0", "--auth-secret-file", &secret]);
+    let flow = browser_support::auth_flow::drive(&browser.client, &demo);
+    let outcome = tokio::time::timeout(BUDGET, flow).await;
+    browser.finish(outcome).await;
+}
+
 /// The demo stops and starts again on the same address: the page shows it is offline,
 /// reconnects by itself, and follows a run of the new server.
 async fn reconnect(client: &Client, demo: Demo) -> TestResult {

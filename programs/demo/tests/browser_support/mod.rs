@@ -2,6 +2,8 @@
 //! readers of the page's stable test hooks.
 #![allow(dead_code)]
 
+pub mod auth_flow;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! HTTP/1.1 client on a real TCP socket.
 #![allow(dead_code)]
 
+pub mod tokens;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -22,6 +24,8 @@ pub struct Demo {
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub base: String,
     pub addr: SocketAddr,
+    /// The development token of the first line's URL (`#token=`), with an HS256 secret.
+    pub token: Option<String>,
 }
 
 impl Demo {
@@ -45,11 +49,18 @@ impl Demo {
 
     /// Starts the demo with exactly these arguments (`--addr` among them).
     pub fn start_args(args: &[&str]) -> Demo {
+        Self::start_env(args, &[])
+    }
+
+    /// Starts the demo with exactly these arguments and environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Demo {
         let mut child = Command::new(demo_binary())
             .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("BACKTEST_STREAM_ADDR")
             .env_remove("BACKTEST_STREAM_DATA_DIR")
+            .env_remove("BACKTEST_STREAM_AUTH_SECRET_FILE")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -75,12 +86,36 @@ impl Demo {
         let url = first
             .strip_prefix("Dashboard: ")
             .unwrap_or_else(|| panic!("unexpected first line from the demo: {first:?}"));
+        let (url, token) = match url.split_once("#token=") {
+            Some((url, token)) => (url, Some(token.to_owned())),
+            None => (url, None),
+        };
         let base = url.trim_end_matches('/').to_owned();
         let addr = base
             .strip_prefix("http://")
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {first:?}"));
-        Demo { child, base, addr }
+        Demo {
+            child,
+            base,
+            addr,
+            token,
+        }
+    }
+
+    /// `method path` with `Authorization: Bearer token` (none: no header) and a JSON
+    /// body → the reply.
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Reply {
+        let host = self.addr.to_string();
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![
+            ("Host", host.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if let Some(bearer) = &bearer {
+            headers.push(("Authorization", bearer));
+        }
+        request(self.addr, method, path, &headers, body.as_bytes())
     }
 
     /// `GET path` → (status, JSON body).
@@ -103,9 +138,15 @@ impl Demo {
 
     /// Polls `GET /api/v1/backtest/{id}` until the run is no longer running.
     pub fn wait_finished(&self, id: &str, timeout: Duration) -> Value {
+        self.wait_finished_as(id, None, timeout)
+    }
+
+    /// [`wait_finished`](Self::wait_finished) with a bearer token.
+    pub fn wait_finished_as(&self, id: &str, token: Option<&str>, timeout: Duration) -> Value {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let (status, body) = self.get(&format!("/api/v1/backtest/{id}"));
+            let reply = self.call("GET", &format!("/api/v1/backtest/{id}"), token, "");
+            let (status, body) = (reply.status, reply.json());
             assert_eq!(status, 200, "GET {id}: {body}");
             if body["status"] != "running" {
                 return body;
