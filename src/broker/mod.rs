@@ -1,5 +1,6 @@
 //! Scale-out through a broker (feature `redis`): backtest workers publish into Redis
-//! Streams with [`RedisSink`], and gateways serve the streams to clients.
+//! Streams with [`RedisSink`], and gateways ([`Gateway`], with feature `server` too)
+//! serve the streams to clients, each a hub fed by the broker.
 //!
 //! One stream per topic holds the topic's events in order, numbered once, in Redis: the
 //! entry id of an event is `{seq}-0`, so every gateway reading the stream delivers the
@@ -29,10 +30,16 @@
 //! ```
 
 mod config;
+#[cfg(feature = "server")]
+mod follow;
+#[cfg(feature = "server")]
+mod gateway;
 mod queue;
 mod script;
 mod sink;
 mod writer;
 
 pub use crate::broker::config::RedisSinkConfig;
+#[cfg(feature = "server")]
+pub use crate::broker::gateway::{Gateway, GatewayConfig, GatewayError, GatewayStats};
 pub use crate::broker::sink::{RedisSink, RedisSinkError, RedisSinkStats};

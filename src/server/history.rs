@@ -167,6 +167,13 @@ impl TopicHistory {
         self.seq
     }
 
+    /// Takes `seq`, given elsewhere (a broker), as the head: the seqs between the old
+    /// head and it were never seen here (a replay reports them missed).
+    pub(crate) fn advance_to(&mut self, seq: u64) -> u64 {
+        self.seq = self.seq.max(seq);
+        self.seq
+    }
+
     /// Retains an event and updates the state of its run.
     pub(crate) fn record(&mut self, seq: u64, event: &Event, frame: &Utf8Bytes) {
         if self.limits.events > 0 {

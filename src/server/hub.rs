@@ -160,6 +160,19 @@ impl Hub {
         }
     }
 
+    /// Hands a broker's input to the hub task without refusing it for lack of room:
+    /// `Err` gives it back when the publish queue is full (the caller waits and offers
+    /// it again: the broker keeps it meanwhile) or the hub shut down (`closed`).
+    #[cfg(feature = "redis")]
+    pub(crate) fn offer(&self, input: Input) -> Result<(), (Input, bool)> {
+        use crate::server::inbox::Refused;
+        match self.shared.inbox.push(input, false) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(input)) => Err((input, false)),
+            Err(Refused::Closed(input)) => Err((input, true)),
+        }
+    }
+
     /// Sends a command to the hub task.
     pub(crate) fn command(&self, command: Command) {
         // The hub task ends only after a shutdown; commands after that have no effect.

@@ -89,5 +89,7 @@ pub use handshake::{HandshakeDecision, HandshakeHook, HandshakeRequest};
 pub use hub::Hub;
 pub use limits::RateLimits;
 pub use listener::Server;
+#[cfg(feature = "redis")]
+pub(crate) use shared::Input;
 pub use sink::HubSink;
 pub use stats::{AccessEvents, ConnectionEvents, DroppedFrames, ServerStats};

@@ -24,6 +24,19 @@ pub(crate) enum Input {
     Publish(Envelope),
     /// An event for every connection.
     Broadcast(Envelope),
+    /// An event numbered elsewhere (by a broker), delivered with this seq; one at or
+    /// below its topic's head is a duplicate, and skipped.
+    Numbered(Envelope, u64),
+    /// Events lost before they were numbered (a broker's loss marker): announced to
+    /// the subscribers of the topic (and run) as missed.
+    Missed {
+        topic: Topic,
+        run: Option<BacktestId>,
+        missed: u64,
+    },
+    /// The epoch of a topic's numbering (a broker's). A change means the broker lost
+    /// its data: the topic starts anew and its subscribers are asked to reconnect.
+    Epoch { topic: Topic, epoch: String },
     /// Answer once everything before has been handed to the connections.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -32,8 +45,10 @@ impl Input {
     /// The event of an event input.
     fn envelope(&self) -> Option<&Envelope> {
         match self {
-            Input::Publish(envelope) | Input::Broadcast(envelope) => Some(envelope),
-            Input::Flush(_) => None,
+            Input::Publish(envelope)
+            | Input::Broadcast(envelope)
+            | Input::Numbered(envelope, _) => Some(envelope),
+            Input::Flush(_) | Input::Missed { .. } | Input::Epoch { .. } => None,
         }
     }
 }

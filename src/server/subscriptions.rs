@@ -28,6 +28,8 @@ pub(crate) type Subscribers = Vec<(u64, Arc<ClientQueue>)>;
 /// One topic: its numbering and history, and who follows it live.
 pub(crate) struct TopicState {
     pub(crate) history: TopicHistory,
+    /// The epoch of the topic's numbering when a broker numbers it (else the hub's).
+    epoch: Option<String>,
     /// Subscribed to the whole topic.
     pub(crate) all: Subscribers,
     /// Subscribed to single runs of the topic.
@@ -147,6 +149,26 @@ impl Subscriptions {
         }
     }
 
+    /// The epoch of a topic a broker numbers. A new epoch after another (the broker lost
+    /// its data) starts the topic anew: its history goes, and its subscribers are asked
+    /// to reconnect (1001), so that they resume with `since` + their epoch, learn that
+    /// it cannot be honoured, and load the state again.
+    pub(crate) fn set_epoch(&mut self, topic: &Topic, epoch: String) {
+        let state = topic_state(&mut self.topics, &self.shared, topic);
+        match &state.epoch {
+            Some(known) if *known == epoch => return,
+            Some(_) => {
+                state.history = TopicHistory::new(self.shared.config.history_limits());
+                let subscribers = state.all.iter().chain(state.by_run.values().flatten());
+                for (_, queue) in subscribers {
+                    queue.request_close(CloseCode::GoingAway, true);
+                }
+            }
+            None => {}
+        }
+        state.epoch = Some(epoch);
+    }
+
     /// A connection is gone: forgets it and its subscriptions.
     pub(crate) fn remove(&mut self, id: u64) {
         self.cursors.remove(&id);
@@ -226,7 +248,8 @@ impl Subscriptions {
         }
         // A topic nobody published on and nobody subscribes to any more is forgotten,
         // so that clients cannot grow the hub by subscribing to made-up topics.
-        if state.history.head() == 0 && state.all.is_empty() && state.by_run.is_empty() {
+        let idle = state.all.is_empty() && state.by_run.is_empty();
+        if state.history.head() == 0 && state.epoch.is_none() && idle {
             self.topics.remove(topic);
         }
     }
@@ -263,7 +286,7 @@ impl Subscriptions {
         };
         let topic = &request.topic;
         let state = topic_state(&mut self.topics, &self.shared, topic);
-        let epoch = &self.shared.epoch;
+        let epoch = state.epoch.as_ref().unwrap_or(&self.shared.epoch);
         let plan = CatchUp::plan(&state.history, &request, epoch);
         let confirmation = ServerMessage::SubscriptionConfirmed(Confirmation {
             topic: topic.clone(),
@@ -492,6 +515,7 @@ fn topic_state<'a>(
 ) -> &'a mut TopicState {
     topics.entry(topic.clone()).or_insert_with(|| TopicState {
         history: TopicHistory::new(shared.config.history_limits()),
+        epoch: None,
         all: Vec::new(),
         by_run: HashMap::new(),
     })

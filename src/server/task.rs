@@ -94,8 +94,18 @@ impl HubTask {
     /// Handles one input; returns a measure of the work done (events + pushes).
     fn input(&mut self, message: Input) -> usize {
         match message {
-            Input::Publish(envelope) => 1 + self.deliver(&envelope, false),
-            Input::Broadcast(envelope) => 1 + self.deliver(&envelope, true),
+            Input::Publish(envelope) => 1 + self.deliver(&envelope, false, None),
+            Input::Broadcast(envelope) => 1 + self.deliver(&envelope, true, None),
+            Input::Numbered(envelope, seq) => 1 + self.deliver(&envelope, false, Some(seq)),
+            Input::Missed { topic, run, missed } => {
+                self.subs.announce_missed(&topic, run.as_ref(), missed);
+                add(&self.shared.counters.lagged, missed);
+                1
+            }
+            Input::Epoch { topic, epoch } => {
+                self.subs.set_epoch(&topic, epoch);
+                1
+            }
             Input::Flush(done) => {
                 let _ = done.try_send(());
                 1
@@ -103,9 +113,10 @@ impl HubTask {
         }
     }
 
-    /// Numbers, serializes, records and fans out one event (to `everyone`, or to the
-    /// subscribers of its topic and run); returns how many connections it was pushed to.
-    fn deliver(&mut self, envelope: &Envelope, everyone: bool) -> usize {
+    /// Numbers (or takes the broker's `given` seq), serializes, records and fans out one
+    /// event (to `everyone`, or to the subscribers of its topic and run); returns how
+    /// many connections it was pushed to.
+    fn deliver(&mut self, envelope: &Envelope, everyone: bool, given: Option<u64>) -> usize {
         let frames = &mut self.frames;
         let close_laggards = self.shared.config.lag_policy == LagPolicy::Disconnect;
         let mut fan_out = FanOut::new(
@@ -113,15 +124,20 @@ impl HubTask {
             envelope.event.is_terminal(),
             close_laggards,
         );
-        self.subs.route(&envelope.topic, |state, connections| {
-            let seq = state.history.next_seq();
+        let delivered = self.subs.route(&envelope.topic, |state, connections| {
+            let seq = match given {
+                // A broker's event read twice (a gateway reconnected): already delivered.
+                Some(seq) if seq <= state.history.head() => return false,
+                Some(seq) => state.history.advance_to(seq),
+                None => state.history.next_seq(),
+            };
             let frame = frames.frame(envelope, seq);
             state.history.record(seq, &envelope.event, &frame);
             if everyone {
                 for (id, queue) in connections.iter() {
                     fan_out.push(id, queue, &frame);
                 }
-                return;
+                return true;
             }
             for (id, queue) in &state.all {
                 fan_out.push(*id, queue, &frame);
@@ -133,7 +149,11 @@ impl HubTask {
             for (id, queue) in runs.into_iter().flatten() {
                 fan_out.push(*id, queue, &frame);
             }
+            true
         });
+        if !delivered {
+            return 0;
+        }
         add(&self.shared.counters.lagged, fan_out.lagged);
         bump(&self.shared.counters.events_published);
         for id in fan_out.slow {

@@ -1,0 +1,291 @@
+//! The follower of a [`Gateway`](crate::broker::Gateway): reads the topics' streams
+//! from where it stopped and hands their entries to the hub, in order, with the
+//! broker's seq; watches the topics' epochs; reconnects with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
+use ::redis::{AsyncCommands, AsyncConnectionConfig, Client, Value};
+use serde::Deserialize;
+
+use crate::broker::gateway::{FollowState, GatewayConfig};
+use crate::broker::script::TopicKeys;
+use crate::server::{Hub, Input};
+use crate::wire::{BacktestId, Envelope, Event, Topic};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why following stopped.
+enum Stop {
+    /// Redis failed (reconnect).
+    Redis(String),
+    /// The hub shut down (stop for good).
+    HubClosed,
+}
+
+impl From<::redis::RedisError> for Stop {
+    fn from(error: ::redis::RedisError) -> Self {
+        Stop::Redis(error.to_string())
+    }
+}
+
+/// A loss marker's body.
+#[derive(Deserialize)]
+struct Marker {
+    missed: u64,
+    backtest_id: Option<BacktestId>,
+}
+
+/// Where the gateway is in one topic.
+struct Position {
+    topic: Topic,
+    keys: TopicKeys,
+    /// The id of the last entry read (`0-0` before the first).
+    last: String,
+    /// The id of the last entry handed to the hub, as numbers: entries read again (the
+    /// tail read at a new epoch, a read after a reconnection) are skipped.
+    delivered: (u64, u64),
+    /// The epoch the hub has for the topic.
+    epoch: Option<String>,
+}
+
+pub(crate) struct Follower {
+    client: Client,
+    hub: Hub,
+    state: Arc<FollowState>,
+    config: GatewayConfig,
+    positions: Vec<Position>,
+}
+
+impl Follower {
+    pub(crate) fn new(
+        client: Client,
+        hub: Hub,
+        state: Arc<FollowState>,
+        config: GatewayConfig,
+    ) -> Self {
+        let positions = config
+            .topics
+            .iter()
+            .map(|topic| Position {
+                topic: topic.clone(),
+                keys: TopicKeys::new(&config.key_prefix, topic),
+                last: "0-0".into(),
+                delivered: (0, 0),
+                epoch: None,
+            })
+            .collect();
+        Self {
+            client,
+            hub,
+            state,
+            config,
+            positions,
+        }
+    }
+
+    /// Follows until the hub shuts down, reconnecting with backoff.
+    pub(crate) async fn run(mut self) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let timeout = self.config.block + Duration::from_secs(5);
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(5)))
+                .set_response_timeout(Some(timeout));
+            let stop = match self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+            {
+                Ok(mut connection) => {
+                    backoff = FIRST_BACKOFF;
+                    self.follow(&mut connection).await
+                }
+                Err(error) => Stop::from(error),
+            };
+            match stop {
+                Stop::HubClosed => return,
+                Stop::Redis(error) => self.state.update(|s| {
+                    s.connected = false;
+                    s.failures += 1;
+                    s.last_error = Some(error);
+                }),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    /// Reads the streams until something fails.
+    async fn follow(&mut self, connection: &mut MultiplexedConnection) -> Stop {
+        loop {
+            if let Err(stop) = self.check_epochs(connection).await {
+                return stop;
+            }
+            self.state.update(|s| s.connected = true);
+            let keys: Vec<&str> = self
+                .positions
+                .iter()
+                .map(|p| p.keys.stream.as_str())
+                .collect();
+            let ids: Vec<&str> = self.positions.iter().map(|p| p.last.as_str()).collect();
+            let block = usize::try_from(self.config.block.as_millis()).unwrap_or(usize::MAX);
+            let options = StreamReadOptions::default()
+                .count(self.config.batch)
+                .block(block);
+            let reply: Option<StreamReadReply> =
+                match connection.xread_options(&keys, &ids, &options).await {
+                    Ok(reply) => reply,
+                    Err(error) => return Stop::from(error),
+                };
+            for stream in reply.map(|r| r.keys).unwrap_or_default() {
+                let Some(index) = self
+                    .positions
+                    .iter()
+                    .position(|p| p.keys.stream == stream.key)
+                else {
+                    continue;
+                };
+                for entry in stream.ids {
+                    if let Err(stop) = self.deliver(index, entry).await {
+                        return stop;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads every topic's epoch: a topic seen for the first time is rebuilt from its
+    /// stream's tail; a changed epoch (the broker lost its data) starts it anew; a
+    /// missing one (no event since the loss) reads its stream from the start.
+    async fn check_epochs(&mut self, connection: &mut MultiplexedConnection) -> Result<(), Stop> {
+        let keys: Vec<&str> = self
+            .positions
+            .iter()
+            .map(|p| p.keys.epoch.as_str())
+            .collect();
+        let epochs: Vec<Option<String>> = ::redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(connection)
+            .await?;
+        for (index, observed) in epochs.into_iter().enumerate() {
+            let known = self.positions[index].epoch.clone();
+            match (known, observed) {
+                (_, None) => self.positions[index].last = "0-0".into(),
+                (Some(known), Some(observed)) if known == observed => {}
+                (known, Some(observed)) => {
+                    if known.is_some() {
+                        self.state.update(|s| s.epoch_changes += 1);
+                    }
+                    let topic = self.positions[index].topic.clone();
+                    if known.is_some() {
+                        self.positions[index].delivered = (0, 0);
+                    }
+                    self.offer(Input::Epoch {
+                        topic,
+                        epoch: observed.clone(),
+                    })
+                    .await?;
+                    self.positions[index].epoch = Some(observed);
+                    self.rebuild(connection, index).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the last `tail` entries of a topic's stream into the hub.
+    async fn rebuild(
+        &mut self,
+        connection: &mut MultiplexedConnection,
+        index: usize,
+    ) -> Result<(), Stop> {
+        let key = self.positions[index].keys.stream.clone();
+        let tail = self.config.tail.max(1);
+        let reply: StreamRangeReply = connection.xrevrange_count(&key, "+", "-", tail).await?;
+        self.positions[index].last = "0-0".into();
+        for entry in reply.ids.into_iter().rev() {
+            self.deliver(index, entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands one entry to the hub: an event with its seq, or a loss marker.
+    async fn deliver(&mut self, index: usize, entry: StreamId) -> Result<(), Stop> {
+        let topic = self.positions[index].topic.clone();
+        let id = entry
+            .id
+            .split_once('-')
+            .and_then(|(seq, sub)| Some((seq.parse::<u64>().ok()?, sub.parse::<u64>().ok()?)));
+        let seq = id.map(|(seq, _)| seq);
+        self.positions[index].last = entry.id.clone();
+        match id {
+            Some(id) if id <= self.positions[index].delivered => return Ok(()),
+            Some(id) => self.positions[index].delivered = id,
+            None => {}
+        }
+        let input = match (seq, read(&entry, "e"), read(&entry, "m")) {
+            (Some(seq), Some(text), _) => match Event::from_json(&text) {
+                Ok(event) => Some((
+                    Input::Numbered(Envelope::new(topic.clone(), event), seq),
+                    false,
+                )),
+                Err(_) => None,
+            },
+            (_, None, Some(text)) => match serde_json::from_str::<Marker>(&text) {
+                Ok(marker) => Some((
+                    Input::Missed {
+                        topic: topic.clone(),
+                        run: marker.backtest_id,
+                        missed: marker.missed,
+                    },
+                    true,
+                )),
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        let Some((input, is_marker)) = input else {
+            self.state.update(|s| s.malformed += 1);
+            return Ok(());
+        };
+        self.offer(input).await?;
+        self.state.update(|s| {
+            if is_marker {
+                s.loss_markers += 1;
+            } else {
+                s.events += 1;
+            }
+            if let Some(seq) = seq {
+                s.last_seq.insert(topic, seq);
+            }
+        });
+        Ok(())
+    }
+
+    /// Hands an input to the hub, waiting while its publish queue is full (the broker
+    /// keeps the entries meanwhile: nothing is dropped here).
+    async fn offer(&self, mut input: Input) -> Result<(), Stop> {
+        loop {
+            match self.hub.offer(input) {
+                Ok(()) => return Ok(()),
+                Err((_, true)) => return Err(Stop::HubClosed),
+                Err((back, false)) => {
+                    input = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The text of field `field` of an entry.
+fn read(entry: &StreamId, field: &str) -> Option<String> {
+    match entry.map.get(field)? {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    }
+}
