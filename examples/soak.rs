@@ -78,6 +78,8 @@ struct Board {
     ended: Mutex<Vec<(String, u64)>>,
     runs_ended: AtomicU64,
     publishing: AtomicBool,
+    /// Every publisher has ended its last run (its terminal event is published).
+    published: AtomicBool,
     frames: AtomicU64,
     announced: AtomicU64,
     violations: Mutex<Vec<String>>,
@@ -216,7 +218,9 @@ impl Reader {
                 Ok(Some(Ok(Message::Text(text)))) => text,
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(_)) | None) => return Outcome::Vanish,
-                Err(_) if publishing => continue,
+                // Until every publisher has ended its last run, silence is no end (on a
+                // loaded machine a last run may take longer than the wait).
+                Err(_) if publishing || !board.published.load(Ordering::Acquire) => continue,
                 Err(_) => return Outcome::End,
             };
             self.on_text(&text, board);
@@ -305,6 +309,7 @@ async fn observe(url: String, board: Arc<Board>) {
                 return;
             }
             Err(_) if board.publishing.load(Ordering::Acquire) => continue,
+            Err(_) if !board.published.load(Ordering::Acquire) => continue,
             Err(_) => return,
         };
         if let Ok(ServerMessage::Event(frame)) = ServerMessage::from_json(&text) {
@@ -398,7 +403,9 @@ async fn soak(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
             .filter(Result::is_err)
             .count()
     });
-    if publishers.await? > 0 {
+    let panicked = publishers.await?;
+    board.published.store(true, Ordering::Release);
+    if panicked > 0 {
         return Err("a publisher panicked".into());
     }
     let mut readers = Vec::with_capacity(clients.len());
