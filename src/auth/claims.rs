@@ -45,7 +45,7 @@ impl Claims {
         };
         let exp = seconds("exp", &self.exp)?;
         if let Some(iat) = &self.iat {
-            let issued = UNIX_EPOCH + Duration::from_secs(seconds("iat", iat)?);
+            let issued = instant("iat", seconds("iat", iat)?)?;
             if issued > now + leeway {
                 return Err(AuthError::NotYetValid);
             }
@@ -59,9 +59,16 @@ impl Claims {
                 Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
                 Some(_) => return Err(invalid("scope", "must be a space-separated string")),
             },
-            expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
+            expires_at: Some(instant("exp", exp)?),
         })
     }
+}
+
+/// The time `seconds` after 1970, refused when beyond the clock's range.
+fn instant(claim: &str, seconds: u64) -> Result<SystemTime, AuthError> {
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| invalid(claim, "out of range"))
 }
 
 fn seconds(claim: &str, value: &Value) -> Result<u64, AuthError> {

@@ -48,6 +48,9 @@ pub(super) struct Driver<'h, S> {
     unflushed: bool,
     /// Fires when the next ping is due, or when the pinged client is late.
     timer: Pin<Box<Sleep>>,
+    /// When the next ping is due, or the pinged client is late; the timer fires at the
+    /// earlier of this and the session's deadline (one timer per connection).
+    ping_at: Instant,
     awaiting_pong: bool,
     /// Pings read since the last completed flush: tungstenite owes their pongs.
     pings_unanswered: usize,
@@ -90,6 +93,8 @@ where
         session: Session,
     ) -> Self {
         let interval = hub.config().ping_interval;
+        let ping_at = Instant::now() + interval;
+        let first = session.deadline().map_or(ping_at, |d| d.min(ping_at));
         Self {
             hub,
             ws,
@@ -98,7 +103,8 @@ where
             batch: VecDeque::new(),
             replies: VecDeque::new(),
             unflushed: false,
-            timer: Box::pin(tokio::time::sleep(interval)),
+            timer: Box::pin(tokio::time::sleep_until(first)),
+            ping_at,
             awaiting_pong: false,
             pings_unanswered: 0,
             read_done: false,
@@ -284,8 +290,17 @@ where
     /// The client showed a sign of life: the next ping is a full interval away.
     fn alive(&mut self) {
         self.awaiting_pong = false;
-        let next = Instant::now() + self.hub.config().ping_interval;
-        self.timer.as_mut().reset(next);
+        self.ping_at = Instant::now() + self.hub.config().ping_interval;
+        self.rearm();
+    }
+
+    /// Sets the timer to the earlier of the ping deadline and the session's.
+    fn rearm(&mut self) {
+        let at = match self.session.deadline() {
+            Some(deadline) => deadline.min(self.ping_at),
+            None => self.ping_at,
+        };
+        self.timer.as_mut().reset(at);
     }
 
     /// Queues a close frame to be sent after what is already being written.
@@ -442,12 +457,18 @@ where
             }
             return Ok(false);
         }
-        if let Poll::Ready((code, reason)) = self.session.poll_deadline(self.hub, cx) {
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        if let Some((code, reason)) = self.session.ended(self.hub, now) {
             self.give_up(code, Some(reason.to_owned()));
             return Ok(true);
         }
-        if self.timer.as_mut().poll(cx).is_pending() {
-            return Ok(false);
+        if now < self.ping_at {
+            // The session's deadline moved (a refreshed token): wait again.
+            self.rearm();
+            return Ok(true);
         }
         if self.awaiting_pong {
             bump(&self.hub.shared.counters.dropped_dead_peer);
@@ -456,8 +477,8 @@ where
         }
         self.awaiting_pong = true;
         self.replies.push_back(Message::Ping(Bytes::new()));
-        let late = Instant::now() + self.hub.config().ping_timeout;
-        self.timer.as_mut().reset(late);
+        self.ping_at = now + self.hub.config().ping_timeout;
+        self.rearm();
         Ok(true)
     }
 

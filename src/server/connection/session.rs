@@ -2,12 +2,9 @@
 //! `auth` message), the refresh of its token, the end of its grants, and its token
 //! bucket of client messages.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::time::Sleep;
+use tokio::time::Instant;
 
 use crate::auth::{AuthError, Authorizer, Grants};
 use crate::server::access::{Access, Authenticated, Subject, time_left, verify};
@@ -43,7 +40,7 @@ pub(super) struct Session {
     authorizer: Option<Arc<dyn Authorizer>>,
     state: State,
     /// The end of the wait for a first token, or of the token's grants.
-    deadline: Option<Pin<Box<Sleep>>>,
+    deadline: Option<Instant>,
     limiter: MessageLimiter,
 }
 
@@ -60,8 +57,7 @@ impl Session {
             Authenticated::Open => {}
             Authenticated::Pending => {
                 session.state = State::Pending;
-                let wait = config.handshake_timeout;
-                session.deadline = Some(Box::pin(tokio::time::sleep(wait)));
+                session.deadline = Some(Instant::now() + config.handshake_timeout);
             }
             Authenticated::Granted(grants, subject) => session.grant(grants, subject),
         }
@@ -88,7 +84,7 @@ impl Session {
     }
 
     fn grant(&mut self, grants: Arc<Grants>, subject: Subject) {
-        self.deadline = time_left(&grants).map(|left| Box::pin(tokio::time::sleep(left)));
+        self.deadline = time_left(&grants).map(deadline_in);
         self.state = State::Granted {
             grants,
             _subject: subject,
@@ -145,34 +141,42 @@ impl Session {
 
     fn refresh(&mut self, grants: Arc<Grants>) {
         if let State::Granted { grants: old, .. } = &mut self.state {
-            self.deadline = time_left(&grants).map(|left| Box::pin(tokio::time::sleep(left)));
+            self.deadline = time_left(&grants).map(deadline_in);
             *old = grants;
         }
     }
 
-    /// Ready with the close code and reason when the wait for a token, or the grants,
-    /// ended.
-    pub(super) fn poll_deadline(
-        &mut self,
-        hub: &Hub,
-        cx: &mut Context<'_>,
-    ) -> Poll<(CloseCode, &'static str)> {
-        let Some(deadline) = &mut self.deadline else {
-            return Poll::Pending;
-        };
-        if deadline.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
+    /// When the wait for a token, or the grants, end.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The close code and reason when the wait for a token, or the grants, ended by
+    /// `now`.
+    pub(super) fn ended(&mut self, hub: &Hub, now: Instant) -> Option<(CloseCode, &'static str)> {
+        if self.deadline.is_none_or(|deadline| deadline > now) {
+            return None;
         }
         self.deadline = None;
         let counters = &hub.shared.counters;
         if self.pending() {
             bump(&counters.auth_timeout);
-            let reason = "no token within the handshake timeout";
-            Poll::Ready((CloseCode::InvalidToken, reason))
+            Some((
+                CloseCode::InvalidToken,
+                "no token within the handshake timeout",
+            ))
         } else {
             bump(&counters.token_expired);
             let code = CloseCode::TokenExpired;
-            Poll::Ready((code, code.reason()))
+            Some((code, code.reason()))
         }
     }
+}
+
+/// The instant `left` from now, or none when that is beyond the clock's range (a token
+/// valid for centuries).
+fn deadline_in(left: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(left)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(86_400 * 365 * 30))
 }
