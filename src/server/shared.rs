@@ -25,10 +25,13 @@ pub(crate) enum Input {
     /// An event for every connection.
     Broadcast(Envelope),
     /// An event numbered elsewhere (by a broker), delivered with this seq; one at or
-    /// below its topic's head is a duplicate, and skipped.
+    /// below its topic's head is a duplicate, and skipped. (This and the next two are
+    /// made only by the broker's gateway, feature `redis`.)
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Numbered(Envelope, u64),
     /// Events lost before they were numbered (a broker's loss marker): announced to
     /// the subscribers of the topic (and run) as missed.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Missed {
         topic: Topic,
         run: Option<BacktestId>,
@@ -36,6 +39,7 @@ pub(crate) enum Input {
     },
     /// The epoch of a topic's numbering (a broker's). A change means the broker lost
     /// its data: the topic starts anew and its subscribers are asked to reconnect.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Epoch { topic: Topic, epoch: String },
     /// Answer once everything before has been handed to the connections.
     Flush(std::sync::mpsc::SyncSender<()>),
