@@ -331,3 +331,43 @@ async fn help_lists_the_options_and_bad_command_lines_exit_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--queue"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_secret_every_websocket_needs_a_token() {
+    let Some(redis) = redis_server() else { return };
+    let dir = std::env::temp_dir().join(format!("gateway-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let secret = "a-test-secret-of-at-least-32-bytes!!";
+    let path = dir.join("secret");
+    std::fs::write(&path, format!("{secret}\n")).expect("write the secret");
+    let path = path.to_str().expect("a UTF-8 path").to_owned();
+    let gateway = gateway(&redis.url(), &["--auth-secret-file", &path]).await;
+
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws?token=bad", gateway.addr));
+    match refused.await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+        }
+        other => panic!("a bad token was not refused: {:?}", other.map(|_| ())),
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let claims = serde_json::json!({"sub": "tester", "exp": now + 600, "topics": "*"});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("key"),
+    )
+    .expect("sign");
+    let (mut client, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", gateway.addr))
+            .await
+            .expect("a valid token is accepted");
+    subscribe_topic(&mut client, "backtest").await;
+    let sink = RedisSink::connect(&redis.url()).expect("sink");
+    publish_run(&sink, "authorized", 2);
+    assert_eq!(frames_until_complete(&mut client).await.len(), 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
