@@ -6,7 +6,7 @@
 //!     --size 1 --cash 10000] [--bars 10000 --seed 42] [--mode vanilla] [--id my-run]
 //!     [--symbol EURUSD --timeframe H1] [--every 100] [--slippage 0]
 //!     [--periods-per-year 252|365] [--max-result-trades N] [--no-stream]
-//!     [--ws ADDR [--linger SECS]] [--bar-delay-us N]
+//!     [--ws ADDR [--linger SECS]] [--redis URL] [--bar-delay-us N]
 //! ```
 //!
 //! Every line on stdout is one event (`backtest_start`, `backtest_progress`, the run's
@@ -18,6 +18,12 @@
 //! stdout stays pure JSON Lines. `--linger SECS` keeps serving that long after the run
 //! so that a client (`cargo run --release --bin watch`) can still catch up with a snapshot or a
 //! replay. `--bar-delay-us N` sleeps N microseconds per bar, so a person can watch.
+//!
+//! With `--redis redis://127.0.0.1:6379` (feature `redis`) the example is a worker: the
+//! run is also written to Redis Streams with the crate's `RedisSink`, for gateways
+//! (`cargo run --release --bin gateway -- --redis URL`) to serve; the example waits
+//! until every event is written before it exits, and reports the sink's counters on
+//! stderr. `--id ID` names the run.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -38,7 +44,7 @@ use backtest_stream::wire::BacktestId;
 const USAGE: &str = "usage: backtest [--data FILE.csv] [--fast N] [--slow N] [--size X] \
 [--cash X] [--bars N] [--seed N] [--mode LABEL] [--id ID] [--symbol S] [--timeframe T] \
 [--every N] [--slippage X] [--periods-per-year X] [--max-result-trades N] [--no-stream] \
-[--ws ADDR [--linger SECS]] [--bar-delay-us N]";
+[--ws ADDR [--linger SECS]] [--redis URL] [--bar-delay-us N]";
 
 const HELP: &str = "\
 Runs the SMA-crossover strategy and streams the run as JSON Lines on stdout.
@@ -62,6 +68,8 @@ Streaming:
   --no-stream              run without streaming; print only the summary
   --ws ADDR                also serve the run over WebSocket on ADDR (ws://ADDR/ws)
   --linger SECS            with --ws: keep serving SECS after the run
+  --redis URL              also write the run to Redis Streams (redis://HOST:PORT) for
+                           gateways to serve; waits until it is written before exiting
   --bar-delay-us N         sleep N microseconds per bar, to watch a run
   -h, --help               this help";
 
@@ -83,6 +91,7 @@ struct Options {
     max_result_trades: Option<usize>,
     stream: bool,
     ws: Option<String>,
+    redis: Option<String>,
     linger: Duration,
     bar_delay: Duration,
 }
@@ -114,6 +123,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
         max_result_trades: None,
         stream: true,
         ws: None,
+        redis: None,
         linger: Duration::ZERO,
         bar_delay: Duration::ZERO,
     };
@@ -164,6 +174,7 @@ fn set(options: &mut Options, flag: &str, value: String) -> Result<(), String> {
             options.max_result_trades = Some(value.parse().map_err(|_| number("a count"))?)
         }
         "--ws" => options.ws = Some(value),
+        "--redis" => options.redis = Some(value),
         "--linger" => {
             let secs: f64 = value.parse().map_err(|_| number("a number of seconds"))?;
             options.linger =
@@ -251,6 +262,70 @@ mod ws {
     }
 }
 
+/// The worker side of `--redis`: the run written to Redis Streams by a `RedisSink`.
+#[cfg(feature = "redis")]
+mod broker {
+    use std::time::Duration;
+
+    use backtest_stream::broker::RedisSink;
+
+    /// How long the example waits for its events to be written before it gives up.
+    const FLUSH_WAIT: Duration = Duration::from_secs(10);
+
+    pub struct Broker(RedisSink);
+
+    impl Broker {
+        /// A sink writing to the Redis at `url` (it connects in the background).
+        pub fn connect(url: &str) -> Result<Self, String> {
+            RedisSink::connect(url)
+                .map(Self)
+                .map_err(|e| format!("--redis: {e}"))
+        }
+
+        pub fn sink(&self) -> backtest_stream::sink::SharedSink {
+            std::sync::Arc::new(self.0.clone())
+        }
+
+        /// Waits until every event is written, then reports the sink's counters on
+        /// stderr; an error when some could not be written in time.
+        pub fn finish(self) -> Result<(), String> {
+            let flushed = self.0.flush_within(FLUSH_WAIT);
+            let s = self.0.stats();
+            eprintln!(
+                "redis: {} of {} events written ({} progress and {} other refused, {} loss \
+                 markers, {} failed calls{})",
+                s.written,
+                s.accepted,
+                s.refused_progress,
+                s.refused_other + s.terminal_refused,
+                s.loss_markers,
+                s.failures,
+                s.last_error
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            );
+            flushed.map_err(|e| format!("redis: {e} after {} s", FLUSH_WAIT.as_secs()))
+        }
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+mod broker {
+    pub struct Broker;
+
+    impl Broker {
+        pub fn connect(_url: &str) -> Result<Self, String> {
+            Err("--redis needs the crate's `redis` feature (--features redis)".into())
+        }
+        pub fn sink(&self) -> backtest_stream::sink::SharedSink {
+            std::sync::Arc::new(backtest_stream::sink::NoopSink)
+        }
+        pub fn finish(self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(not(feature = "server"))]
 mod ws {
     pub struct WsServer;
@@ -300,6 +375,11 @@ fn run() -> Result<ExitCode, String> {
         delay: options.bar_delay,
     };
     let server = options.ws.as_deref().map(ws::WsServer::start).transpose()?;
+    let broker = options
+        .redis
+        .as_deref()
+        .map(broker::Broker::connect)
+        .transpose()?;
 
     // Block rather than drop: an example's output should be complete.
     let stdout = Arc::new(JsonLinesSink::with_config(
@@ -309,11 +389,16 @@ fn run() -> Result<ExitCode, String> {
             ..JsonLinesConfig::default()
         },
     ));
-    let stdout_sink: Option<SharedSink> = options.stream.then(|| stdout.clone() as SharedSink);
-    let sink: Option<SharedSink> = match (stdout_sink, &server) {
-        (Some(stdout), Some(server)) => Some(Arc::new((stdout, server.sink()))),
-        (None, Some(server)) => Some(server.sink()),
-        (stdout, None) => stdout,
+    let mut sinks: Vec<SharedSink> = Vec::new();
+    if options.stream {
+        sinks.push(stdout.clone() as SharedSink);
+    }
+    sinks.extend(server.as_ref().map(ws::WsServer::sink));
+    sinks.extend(broker.as_ref().map(broker::Broker::sink));
+    let sink: Option<SharedSink> = match sinks.len() {
+        0 => None,
+        1 => sinks.pop(),
+        _ => Some(Arc::new(sinks)),
     };
     // The run's log records (its fills) become its log_entry events.
     if sink.is_some() {
@@ -323,8 +408,14 @@ fn run() -> Result<ExitCode, String> {
             .try_init()
             .map_err(|e| e.to_string())?;
     }
-    let code = backtest(&options, &bars, strategy, sink)?;
+    let mut code = backtest(&options, &bars, strategy, sink)?;
     let _ = stdout.flush();
+    if let Some(broker) = broker {
+        if let Err(message) = broker.finish() {
+            eprintln!("error: {message}");
+            code = ExitCode::FAILURE;
+        }
+    }
     if let Some(server) = server {
         server.finish(options.linger);
     }

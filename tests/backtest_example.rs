@@ -1,7 +1,10 @@
 //! `examples/backtest.rs` run as a real process: JSON Lines on stdout, help, a clear
-//! error (exit 2) for every bad input, and the run served over WebSocket (`--ws`).
+//! error (exit 2) for every bad input, the run served over WebSocket (`--ws`), and the
+//! run written to Redis Streams (`--redis`, against a real `redis-server`).
 #![cfg(feature = "csv")]
 
+#[cfg(feature = "redis")]
+mod broker_support;
 mod examples_support;
 mod process_support;
 
@@ -71,6 +74,7 @@ fn help_prints_the_options_and_exits_zero() {
         "--fast",
         "--max-result-trades",
         "--ws",
+        "--redis",
         "--no-stream",
     ] {
         assert!(text.contains(option), "{option} missing from: {text}");
@@ -226,4 +230,51 @@ async fn backtest_ws_streams_the_run_and_keeps_stdout_json_lines() {
         "{}",
         backtest.stderr()
     );
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn backtest_redis_writes_the_whole_run_to_the_stream_before_exiting() {
+    use redis::Commands as _;
+
+    let Some(redis) = broker_support::redis_server() else {
+        return;
+    };
+    let url = redis.url();
+    let output = backtest(&["--redis", &url, "--id", "redis-run", "--bars", "2000"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = read_json_lines(&output.stdout[..])
+        .collect::<Result<Vec<_>, _>>()
+        .expect("stdout stays JSON Lines");
+
+    let reply: redis::streams::StreamRangeReply = redis
+        .connection()
+        .xrange_all("backtest-stream:{backtest}:stream")
+        .expect("xrange");
+    let mut events = Vec::new();
+    for (seq, entry) in reply.ids.iter().enumerate() {
+        assert_eq!(entry.id, format!("{}-0", seq + 1), "numbered in Redis");
+        let value = entry.map.get("e").expect("an event entry");
+        let json: String = redis::from_redis_value(value.clone()).expect("text");
+        events.push(Event::from_json(&json).unwrap_or_else(|e| panic!("{json}: {e}")));
+    }
+    assert_eq!(events.len(), lines.len(), "the same events as stdout");
+    assert!(matches!(events.first(), Some(Event::BacktestStart(_))));
+    assert!(matches!(events.last(), Some(Event::BacktestComplete(_))));
+    assert!(events.iter().any(|e| e.kind() == EventKind::LogEntry));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.backtest_id().map(|id| id.as_str()) == Some("redis-run"))
+    );
+    let n = events.len();
+    assert!(
+        stderr(&output).contains(&format!("redis: {n} of {n} events written")),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = backtest(&["--redis", "http://not-redis"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--redis"), "{}", stderr(&output));
 }

@@ -26,6 +26,7 @@ pub fn example(name: &str) -> PathBuf {
             ("csv", cfg!(feature = "csv")),
             ("tracing", cfg!(feature = "tracing")),
             ("hyper", cfg!(feature = "hyper")),
+            ("redis", cfg!(feature = "redis")),
         ]
         .into_iter()
         .filter_map(|(feature, on)| on.then_some(feature))

@@ -7,6 +7,7 @@
 //! cargo run --release --bin demo -- --data-dir ./data  # runs may read CSV files there
 //! cargo run --release --bin demo -- --history 2000   # events replayed to late joiners
 //! BACKTEST_STREAM_ADDR=127.0.0.1:0 cargo run --release --bin demo
+//! cargo run --release --bin demo -- --redis redis://127.0.0.1:6379  # runs through Redis
 //! ```
 //!
 //! The first line on stdout is `Dashboard: http://ADDR/` (with the bound port), or,
@@ -23,6 +24,7 @@
 mod access;
 mod api;
 mod auth;
+mod broker;
 mod data;
 mod error;
 mod guard;
@@ -124,10 +126,24 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         config = config.authorizer(authorizer.clone());
     }
     let hub = Hub::new(config)?;
-    install_logging(&hub)?;
+    // With --redis, everything the demo publishes goes to Redis, and the hub is fed
+    // from there (never both: the hub's numbering is the broker's).
+    let broker = options
+        .redis
+        .as_deref()
+        .map(|url| broker::Broker::start(url, &hub, options.history))
+        .transpose()?;
+    let sink: SharedSink = match &broker {
+        Some(broker) => broker.sink(),
+        None => Arc::new(hub.sink()),
+    };
+    install_logging(Arc::clone(&sink))?;
+    if let Some(url) = &options.redis {
+        log::info!("runs go through Redis Streams at {url}; /ws is fed from there");
+    }
 
     let app = App {
-        runs: Runs::new(hub.sink(), options.max_runs, MAX_KEPT_RUNS),
+        runs: Runs::new(sink, options.max_runs, MAX_KEPT_RUNS),
         hub,
         settings: Arc::new(Settings {
             data_dir,
@@ -165,6 +181,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         log::info!("runs may read CSV files below {}", dir.display());
     }
     http::serve(listener, router, options.http).await?;
+    drop(broker);
     Ok(())
 }
 
@@ -252,18 +269,17 @@ async fn bind(options: &Options) -> Result<(tokio::net::TcpListener, Option<&str
 /// Console logging (stderr) wrapped by the log bridge: a run's records (its thread is in
 /// the run's LogScope while BacktestRunner runs it) become that run's log_entry events;
 /// the others go to the page's server log (backtest_id null).
-fn install_logging(hub: &Hub) -> Result<(), Box<dyn std::error::Error>> {
+fn install_logging(sink: SharedSink) -> Result<(), Box<dyn std::error::Error>> {
     let console = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,backtest_stream::reference=warn"),
     )
     .build();
     let console_level = console.filter();
-    let hub_sink: SharedSink = Arc::new(hub.sink());
     LogBridge::builder()
         .level(LevelFilter::Info)
         .target_level("tungstenite", LevelFilter::Warn)
         .target_level("tokio_tungstenite", LevelFilter::Warn)
-        .default_shared_sink(hub_sink, Topic::BACKTEST)
+        .default_shared_sink(sink, Topic::BACKTEST)
         .wrap(console, console_level)
         .build()
         .try_init()?;

@@ -10,6 +10,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 pub const ADDR_ENV: &str = "BACKTEST_STREAM_ADDR";
 pub const DATA_DIR_ENV: &str = "BACKTEST_STREAM_DATA_DIR";
 pub const AUTH_SECRET_FILE_ENV: &str = "BACKTEST_STREAM_AUTH_SECRET_FILE";
+pub const REDIS_ENV: &str = "BACKTEST_STREAM_REDIS";
 /// Runs at once; more are refused with 429.
 pub const DEFAULT_MAX_RUNS: usize = 8;
 /// Events the hub retains per topic, replayed to a page that connects mid-run (it
@@ -50,6 +51,8 @@ pub struct Options {
     pub insecure: bool,
     /// Bearer tokens (`--auth-*`).
     pub auth: AuthOptions,
+    /// Runs go through the Redis at this URL (`--redis`).
+    pub redis: Option<String>,
 }
 
 /// Where the token verifier's keys come from (none: no authentication).
@@ -79,7 +82,7 @@ pub fn usage() -> String {
          [--max-data-bytes N] [--max-run-seconds N] [--max-runs N] [--history N]\n            \
          [--http-timeout SECS] [--max-connections N]\n            \
          [--auth-secret-file PATH] [--auth-public-key PATH]... [--auth-audience AUD]\n            \
-         [--auth-issuer ISS]\n\n  \
+         [--auth-issuer ISS] [--redis URL]\n\n  \
          --addr             where to listen (default {DEFAULT_ADDR}, or ${ADDR_ENV}); HOST may be a name\n                     \
          (localhost:8000); port 0 picks a free one\n  \
          --insecure         allow an address that is not loopback (0.0.0.0, a LAN address) without\n                     \
@@ -104,6 +107,9 @@ pub fn usage() -> String {
          (repeatable); the demo cannot sign with it: tokens come from the key's owner\n  \
          --auth-audience    the `aud` every token must have\n  \
          --auth-issuer      the `iss` every token must have\n  \
+         --redis URL        runs go through Redis Streams (or ${REDIS_ENV}; redis://HOST:PORT): they\n                     \
+         are written there, and /ws is fed from there as gateways are (`gateway --redis\n                     \
+         URL`), so the dashboard and the REST API work unchanged on top of gateways\n  \
          With --auth-*, an address that is not loopback needs no --insecure. Tokens carry `sub`,\n  \
          `exp`, `topics` (\"*\" or a list) or `runs` (ids), and `scope` (\"start cancel\").\n",
         limits.header_timeout.as_secs(),
@@ -158,6 +164,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
                     usize::try_from(positive(&mut parser, "--max-connections")?)
                         .map_err(|_| "--max-connections: too large".to_owned())?;
             }
+            Long("redis") => {
+                let v = value(&mut parser, "--redis", "a Redis URL (redis://HOST:PORT)")?;
+                options.redis = Some(redis_url(&v)?);
+            }
             Long(name) if name.starts_with("auth-") => {
                 let name = format!("--{name}");
                 auth_option(&mut parser, &name, &mut options.auth)?;
@@ -208,6 +218,22 @@ fn defaults() -> Options {
                 .map(PathBuf::from),
             ..AuthOptions::default()
         },
+        redis: env(REDIS_ENV),
+    }
+}
+
+/// `--redis`: a Redis URL (its host and port are checked when connecting).
+fn redis_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    let known = ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme));
+    if known {
+        Ok(url.to_owned())
+    } else {
+        Err(format!(
+            "--redis: `{text}` is not a Redis URL (redis://HOST:PORT[/DB], rediss://... for TLS)"
+        ))
     }
 }
 

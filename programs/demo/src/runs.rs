@@ -1,5 +1,5 @@
 //! The runs of this process: a bounded registry, and one std thread per run that
-//! streams through the hub with the crate's `BacktestRunner` and reference engine.
+//! streams through the hub (or Redis, with `--redis`) with the crate's `BacktestRunner` and reference engine.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -10,7 +10,6 @@ use backtest_stream::engine::{BacktestRunner, CancelToken, RunError, error_chain
 use backtest_stream::reference::{
     Bar, EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars, read_csv_range,
 };
-use backtest_stream::server::HubSink;
 use backtest_stream::sink::{ProgressSink, SharedSink, SinkError};
 use backtest_stream::streamer::{ProgressStreamer, RunInfo, StreamerConfig};
 use backtest_stream::wire::{BacktestId, Envelope, Event, Timestamp};
@@ -197,18 +196,29 @@ struct Inner {
 }
 
 /// The runs of this process.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Runs {
     inner: Arc<Mutex<Inner>>,
-    sink: HubSink,
+    /// The hub's sink, or the `RedisSink` with `--redis`.
+    sink: SharedSink,
     max_running: usize,
     max_kept: usize,
+}
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs")
+            .field("inner", &self.inner)
+            .field("max_running", &self.max_running)
+            .field("max_kept", &self.max_kept)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runs {
     /// A registry that runs at most `max_running` runs at once and remembers at most
     /// `max_kept` runs (the oldest finished ones are forgotten first).
-    pub fn new(sink: HubSink, max_running: usize, max_kept: usize) -> Self {
+    pub fn new(sink: SharedSink, max_running: usize, max_kept: usize) -> Self {
         Self {
             inner: Arc::default(),
             sink,
@@ -403,10 +413,10 @@ fn forget_oldest_finished(inner: &mut Inner, max_kept: usize) {
     }
 }
 
-/// The run's sink: the hub, and the registry (which keeps the final payload exactly as
+/// The run's sink: the hub (or Redis), and the registry (which keeps the final payload exactly as
 /// streamed, so that `GET /api/v1/backtest/{id}` answers what the page showed).
 struct RunSink {
-    hub: HubSink,
+    hub: SharedSink,
     runs: Runs,
     key: String,
 }

@@ -60,6 +60,7 @@ impl Demo {
             .env_remove("BACKTEST_STREAM_ADDR")
             .env_remove("BACKTEST_STREAM_DATA_DIR")
             .env_remove("BACKTEST_STREAM_AUTH_SECRET_FILE")
+            .env_remove("BACKTEST_STREAM_REDIS")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
