@@ -6,8 +6,8 @@
 use crate::wire::Topic;
 
 /// `KEYS`: seq, stream, epoch, producer. `ARGV`: max length, a fresh epoch (used when
-/// the topic has none, or lost its counter), the batch number, then the entries (`e`
-/// and an event's JSON, or `m` and a loss marker's JSON). Returns the first seq given
+/// the topic has none, or lost its counter), the batch number, the kinds of the entries
+/// (one letter each: `e` an event, `m` a loss marker), then the entries' JSON. Returns the first seq given
 /// (0 when none, or when the batch was applied before) and the epoch.
 pub(crate) const APPEND: &str = r"
 local done = redis.call('GET', KEYS[4])
@@ -19,19 +19,21 @@ if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then
   epoch = ARGV[2]
   redis.call('SET', KEYS[3], epoch)
 end
+local kinds = ARGV[4]
+local _, events = string.gsub(kinds, 'e', 'e')
+local last = redis.call('INCRBY', KEYS[1], events)
+local seq = last - events
 local first = 0
-for i = 4, #ARGV do
-  local entry = ARGV[i]
-  local body = string.sub(entry, 2)
-  if string.sub(entry, 1, 1) == 'e' then
-    local seq = redis.call('INCR', KEYS[1])
-    if first == 0 then first = seq end
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', body)
+if events > 0 then first = seq + 1 end
+for i = 1, #kinds do
+  if string.byte(kinds, i) == 101 then
+    seq = seq + 1
+    redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[4 + i])
   else
-    local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-*', 'm', body)
+    redis.call('XADD', KEYS[2], seq .. '-*', 'm', ARGV[4 + i])
   end
 end
+redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[1])
 redis.call('SET', KEYS[4], ARGV[3], 'EX', 86400)
 return {first, epoch}
 ";

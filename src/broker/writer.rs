@@ -19,10 +19,11 @@ use crate::wire::Topic;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
-/// One topic's part of a batch: its entries (`e` + event JSON, `m` + marker JSON), and
-/// how many are events.
+/// One topic's part of a batch: its entries' kinds (`e` an event, `m` a loss marker)
+/// and JSON, and how many are events.
 struct Group {
     topic: Topic,
+    kinds: String,
     entries: Vec<String>,
     events: u64,
     markers: u64,
@@ -169,14 +170,13 @@ impl Writer {
                 break;
             };
             buffer.clear();
-            buffer.push(b'e');
             envelope.event.write_json(&mut buffer);
             let entry = String::from_utf8_lossy(&buffer).into_owned();
             group(&mut groups, &envelope.topic).push_event(entry);
         }
         for ((topic, run), missed) in self.queue.take_refusals() {
             let marker = serde_json::json!({"missed": missed, "backtest_id": run});
-            group(&mut groups, &topic).push_marker(format!("m{marker}"));
+            group(&mut groups, &topic).push_marker(marker.to_string());
         }
         (!groups.is_empty()).then_some(Batch { number, groups })
     }
@@ -200,7 +200,8 @@ impl Writer {
                 .key(keys.producer(&self.producer))
                 .arg(self.max_len)
                 .arg(uuid::Uuid::new_v4().simple().to_string())
-                .arg(batch.number);
+                .arg(batch.number)
+                .arg(&group.kinds);
             for entry in &group.entries {
                 invocation.arg(entry);
             }
@@ -228,6 +229,7 @@ fn group<'a>(groups: &'a mut Vec<Group>, topic: &Topic) -> &'a mut Group {
         None => {
             groups.push(Group {
                 topic: topic.clone(),
+                kinds: String::new(),
                 entries: Vec::new(),
                 events: 0,
                 markers: 0,
@@ -241,11 +243,13 @@ fn group<'a>(groups: &'a mut Vec<Group>, topic: &Topic) -> &'a mut Group {
 
 impl Group {
     fn push_event(&mut self, entry: String) {
+        self.kinds.push('e');
         self.entries.push(entry);
         self.events += 1;
     }
 
     fn push_marker(&mut self, entry: String) {
+        self.kinds.push('m');
         self.entries.push(entry);
         self.markers += 1;
     }
