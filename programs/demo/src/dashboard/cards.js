@@ -114,6 +114,7 @@ export function renderProgress(run) {
   e.bar.setAttribute('aria-valuenow', String(pct));
   e.pct.textContent = pct.toFixed(1) + ' %';
   if (run.status === 'complete') e.statusLine.textContent = 'Complete' + (run.complete && run.complete.timestamp ? ' at ' + fmtClock(run.complete.timestamp).slice(0, 8) : '');
+  else if (run.status === 'lost') e.statusLine.textContent = 'Lost: the server restarted and no longer knows this run';
   else if (cancelled) e.statusLine.textContent = 'Cancelled';
   else if (run.status === 'error') e.statusLine.textContent = 'Stopped with an error';
   else e.statusLine.textContent = p ? orDash(p.status) : 'Waiting for progress…';

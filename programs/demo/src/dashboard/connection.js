@@ -1,7 +1,7 @@
 // The WebSocket connection and the wire protocol (PROTOCOL.md): subscribe, resume, close codes.
 
 import { loadKnownRuns } from './rest.js';
-import { applyEvent } from './runs.js';
+import { applyEvent, markUnfinishedLost } from './runs.js';
 import { $, auth, BACKOFF_BASE_MS, BACKOFF_MAX_MS, EVENT_TYPES, HEARTBEAT_MS, isNum, notice, RATE_LIMITED_PAUSE_MS, SILENCE_LIMIT_MS, TOPIC } from './util.js';
 
 let laggedEl = null;
@@ -275,6 +275,9 @@ export function onConfirmed(msg) {
   if (newEpoch) {                                          // the server restarted: old seqs mean nothing
     conn.seen.clear();
     conn.lastSeq = 0;
+    // Its unfinished runs died with it, unless the new server shows it knows them
+    // (its snapshot and listing, which follow).
+    markUnfinishedLost();
   }
   if (epoch != null) conn.epoch = epoch;
   if (isNum(msg.seq)) badge.setAttribute('data-head-seq', String(msg.seq));   // test hook
@@ -308,6 +311,7 @@ export function onRunConfirmed(msg) {
     conn.seen.clear();
     conn.lastSeq = 0;
     conn.epoch = epoch;
+    markUnfinishedLost();
     for (const id of followed) subscribeRun(id, false);
     loadKnownRuns();
   }

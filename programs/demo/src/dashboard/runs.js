@@ -57,10 +57,19 @@ export const runsEl = $('#runs');
 export const runsEmpty = $('#runs-empty');
 export const clearFinishedBtn = $('#clear-finished');
 
+/**
+ * The run `id`, created (with its card) when the page did not know it. A run marked lost
+ * is one the server that restarted no longer knew: news of that id (from the new
+ * server's events or listing, or a start) is a new run, so it starts afresh.
+ */
 export function getRun(id) {
   const key = String(id);
   if (dismissed.has(key)) return null;
   let run = runs.get(key);
+  if (run && run.status === 'lost') {
+    discardRun(run);
+    run = null;
+  }
   if (!run) {
     run = {
       id: key,
@@ -85,30 +94,54 @@ export function getRun(id) {
   }
   return run;
 }
-export const isTerminal = (run) => run.status === 'complete' || run.status === 'error';
+/** Whether the run has ended: complete, failed (or cancelled), or lost with a server. */
+export const isTerminal = (run) => run.status === 'complete' || run.status === 'error' || run.status === 'lost';
 
+/** The user removed the run from view: its later events are ignored. */
 export function removeRun(run) {
   dismissed.add(run.id);
+  discardRun(run);
+  renderSummary();
+}
+function discardRun(run) {
   runs.delete(run.id);
   dirtyRuns.delete(run);
   if (resizeObserver) resizeObserver.unobserve(run.els.chartWrap);
-  run.card.remove();
+  if (run.card) run.card.remove();
   run.card = null;
-  renderSummary();
+}
+
+/**
+ * The server restarted (a new epoch): the runs that had not ended will never end there.
+ * They are marked lost until the new server shows it knows them (see getRun).
+ */
+export function markUnfinishedLost() {
+  for (const run of runs.values()) {
+    if (isTerminal(run)) continue;
+    run.status = 'lost';
+    markDirty(run, 'status');
+  }
 }
 
 export function renderSummary() {
-  let running = 0, done = 0, failed = 0;
+  let running = 0, done = 0, failed = 0, lost = 0;
   for (const r of runs.values()) {
-    if (r.status === 'complete') done++; else if (r.status === 'error') failed++; else running++;
+    if (r.status === 'complete') done++;
+    else if (r.status === 'error') failed++;
+    else if (r.status === 'lost') lost++;
+    else running++;
   }
   const parts = [];
   if (running) parts.push(running + ' running');
   if (done) parts.push(done + ' complete');
   if (failed) parts.push(failed + ' failed');
-  $('#run-summary').textContent = parts.join(' · ');
+  if (lost) parts.push(lost + ' lost');
+  const summary = $('#run-summary');
+  summary.textContent = parts.join(' · ');
+  summary.setAttribute('data-running', String(running));   // test hooks
+  summary.setAttribute('data-lost', String(lost));
   runsEmpty.hidden = runs.size > 0;
-  clearFinishedBtn.hidden = done + failed === 0;
+  clearFinishedBtn.hidden = done + failed + lost === 0;
 }
 clearFinishedBtn.addEventListener('click', () => {
   for (const r of [...runs.values()]) if (isTerminal(r)) removeRun(r);
