@@ -1,5 +1,6 @@
 //! The dashboard's rough edges (issue 12), in a real browser (see `browser_demo.rs` for
-//! the harness): runs that died with the server are marked lost.
+//! the harness): runs that died with the server are marked lost; a finished run's tiles
+//! and trade table take the figures of its `backtest_complete`.
 #![cfg(unix)]
 
 mod browser_support;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use browser_support::{BUDGET, Browser, TestResult, badge_state, start_slow_run, wait_live};
 use demo_support::Demo;
-use fantoccini::Client;
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,6 +20,16 @@ async fn runs_that_died_with_the_server_are_marked_lost() {
     };
     let demo = Demo::start();
     let outcome = tokio::time::timeout(BUDGET, lost_runs(&browser.client, demo)).await;
+    browser.finish(outcome).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_shows_its_final_figures_and_readable_trades() {
+    let Some(browser) = Browser::start("final_figures").await else {
+        return;
+    };
+    let demo = Demo::start();
+    let outcome = tokio::time::timeout(BUDGET, final_figures(&browser.client, &demo)).await;
     browser.finish(outcome).await;
 }
 
@@ -128,5 +139,139 @@ async fn lost_runs(client: &Client, demo: Demo) -> TestResult {
     .await?;
     let still = js(client, CARD_STATE, vec![json!("doomed")]).await?;
     assert_eq!(still["status"], "lost", "{still}");
+    Ok(())
+}
+
+/// A run with more trades than the results list, its last position force-closed at
+/// the end of the data: the tiles show `backtest_complete`'s figures, the trade table
+/// says how many are listed of how many, in a trader's column order.
+async fn final_figures(client: &Client, demo: &Demo) -> TestResult {
+    const ID: &str = "many-trades";
+    client.goto(&format!("{}/", demo.base)).await?;
+    wait_live(client).await?;
+    let (status, reply) = demo.post(
+        "/api/v1/backtest/run",
+        &format!(r#"{{"backtest_id":"{ID}","bars":20000,"bar_delay_us":0,"fast":2,"slow":5}}"#),
+    );
+    assert_eq!(status, 202, "{reply}");
+    let rest = demo.wait_finished(ID, Duration::from_secs(60));
+    let results = &rest["results"];
+    let total = results["total_trades"].as_u64().ok_or("total_trades")?;
+    let trades = results["results"]["trades"].as_array().ok_or("trades")?;
+    let omitted = results["results"]["trades_omitted"]
+        .as_u64()
+        .ok_or("omitted")?;
+    assert!(omitted > 0, "more trades than the results list: {total}");
+    assert_eq!(
+        trades.last().map(|t| &t["closed_at_end"]),
+        Some(&json!(true)),
+        "the last position is force-closed at the end of the data"
+    );
+    let card = wait_js(
+        client,
+        "the card completes",
+        r#"const c = document.querySelector('.run-card[data-backtest-id="many-trades"][data-status="complete"]');
+           if (!c || !c.querySelector('.results')) return null;
+           return { trades: c.querySelector('.stat-trades').getAttribute('data-value'),
+                    pnl: Number(c.querySelector('.stat-pnl').getAttribute('data-value')),
+                    summary: c.querySelector('.trades summary').textContent };"#,
+        vec![],
+    )
+    .await?;
+    assert_eq!(
+        card["trades"],
+        json!(total.to_string()),
+        "the TRADES tile: {card}"
+    );
+    let initial = results["results"]["parameters"]["initial_cash"]
+        .as_f64()
+        .ok_or("cash")?;
+    let pnl = results["final_balance"].as_f64().ok_or("balance")? - initial;
+    let shown = card["pnl"].as_f64().ok_or("the P&L tile")?;
+    assert!((shown - pnl).abs() < 1e-6, "the P&L tile {shown} vs {pnl}");
+    let of = format!("the last {} of {}", trades.len(), thousands(total));
+    assert!(
+        card["summary"].as_str().is_some_and(|s| s.contains(&of)),
+        "{card} vs {of:?}"
+    );
+    check_trade_table(client, ID, omitted).await
+}
+
+/// `3746` as `3,746`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+async fn check_trade_table(client: &Client, id: &str, omitted: u64) -> TestResult {
+    let card = format!(".run-card[data-backtest-id=\"{id}\"]");
+    client
+        .find(Locator::Css(&format!("{card} .trades summary")))
+        .await?
+        .click()
+        .await?;
+    let table = wait_js(
+        client,
+        "the trade table is built",
+        r#"const t = document.querySelector(arguments[0] + ' .trade-table');
+           if (!t) return null;
+           const rows = [...t.querySelectorAll('tbody tr')];
+           const last = rows[rows.length - 1];
+           const col = (key) => [...t.querySelectorAll('thead th')].findIndex((th) => th.getAttribute('data-key') === key);
+           return { keys: [...t.querySelectorAll('thead th')].map((th) => th.getAttribute('data-key')),
+                    headers: [...t.querySelectorAll('thead th')].map((th) => th.textContent),
+                    first: rows[0].cells[0].textContent,
+                    lastEnd: last.cells[col('closed_at_end')].textContent,
+                    note: (document.querySelector(arguments[0] + ' .trade-note') || {}).textContent };"#,
+        vec![json!(card)],
+    )
+    .await?;
+    let keys: Vec<&str> = table["keys"]
+        .as_array()
+        .ok_or("keys")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "#",
+            "entry_time",
+            "exit_time",
+            "side",
+            "size",
+            "entry_price",
+            "exit_price",
+            "pnl",
+            "return_pct",
+            "held",
+            "closed_at_end"
+        ],
+        "{table}"
+    );
+    let headers = table["headers"].to_string();
+    assert!(
+        !headers.contains('_') && headers.contains("Entry time (UTC)") && headers.contains("P&L"),
+        "readable headers: {headers}"
+    );
+    assert_eq!(
+        table["first"],
+        json!(thousands(omitted + 1)),
+        "numbered in the whole run: {table}"
+    );
+    assert_eq!(table["lastEnd"], "yes", "{table}");
+    assert!(
+        table["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("earlier ones are not listed")),
+        "{table}"
+    );
     Ok(())
 }

@@ -5,7 +5,7 @@ import { restRefused } from './connection.js';
 import { createLogPane } from './logpane.js';
 import { markDirty, removeRun, runsEl, runsEmpty } from './runs.js';
 import { tradeList } from './trades.js';
-import { auth, fmt, fmtClock, fmtDuration, fmtInt, fmtPct, fmtSigned, h, isCancelError, isNum, notice, orDash, setSign, setText } from './util.js';
+import { auth, fmt, fmtClock, fmtDuration, fmtInt, fmtPct, fmtSigned, h, isCancelError, isNum, notice, orDash, plainObject, setSign, setText } from './util.js';
 
 export function buildCard(run) {
   const e = run.els;
@@ -98,6 +98,35 @@ export function renderMeta(run) {
   parts.forEach((p, i) => { if (i > 0) e.meta.append(h('span', { class: 'sep', 'aria-hidden': 'true' }, '·')); e.meta.append(p); });
 }
 
+/** The figures of a finished run's results (backtest_complete, or the REST results), or null. */
+export function finalFigures(run) {
+  const d = run.complete || run.restResult;
+  if (!plainObject(d)) return null;
+  const res = plainObject(d.results) || {};
+  const params = plainObject(res.parameters) || {};
+  let pnl = null;
+  if (isNum(d.final_balance) && isNum(params.initial_cash)) pnl = d.final_balance - params.initial_cash;
+  else if (isNum(d.final_balance) && isNum(d.return_pct) && d.return_pct > -100) pnl = d.final_balance - d.final_balance / (1 + d.return_pct / 100);
+  return {
+    trades: isNum(d.total_trades) ? d.total_trades : null,
+    pnl,
+    bars: isNum(res.bars) ? res.bars : null,
+  };
+}
+
+/** What the card's status line says of a run that ended, by state. */
+function endedText(run, cancelled) {
+  if (run.status === 'complete') return 'Complete' + (run.complete && run.complete.timestamp ? ' at ' + fmtClock(run.complete.timestamp).slice(0, 8) : '');
+  if (run.status === 'lost') return 'Lost: the server restarted and no longer knows this run';
+  if (cancelled) return 'Cancelled';
+  return 'Stopped with an error';
+}
+
+/**
+ * The state, progress bar and stat tiles. While the run runs the tiles show its latest
+ * progress; once it completed, its final figures (a position force-closed at the end
+ * of the data is a trade no progress event counted).
+ */
 export function renderProgress(run) {
   const e = run.els;
   const p = run.progress;
@@ -105,25 +134,38 @@ export function renderProgress(run) {
   run.card.setAttribute('data-status', run.status);
   if (cancelled) run.card.setAttribute('data-cancelled', 'true');
   e.cancel.hidden = run.status !== 'running';
-  e.pill.textContent = cancelled ? 'cancelled' : run.status === 'error' ? 'failed' : run.status;
-  let pct = p && isNum(p.progress) ? p.progress : 0;
-  if (run.status === 'complete') pct = 100;
-  pct = Math.max(0, Math.min(100, pct));
+  e.pill.textContent = statusLabel(run);
+  const pct = progressPct(run);
   e.fill.style.width = pct + '%';
   e.bar.setAttribute('data-progress', String(pct));
   e.bar.setAttribute('aria-valuenow', String(pct));
   e.pct.textContent = pct.toFixed(1) + ' %';
-  if (run.status === 'complete') e.statusLine.textContent = 'Complete' + (run.complete && run.complete.timestamp ? ' at ' + fmtClock(run.complete.timestamp).slice(0, 8) : '');
-  else if (run.status === 'lost') e.statusLine.textContent = 'Lost: the server restarted and no longer knows this run';
-  else if (cancelled) e.statusLine.textContent = 'Cancelled';
-  else if (run.status === 'error') e.statusLine.textContent = 'Stopped with an error';
-  else e.statusLine.textContent = p ? orDash(p.status) : 'Waiting for progress…';
-  if (!p) return;
-  setText(e.bars, fmtInt(p.bars_processed) + ' / ' + fmtInt(p.total_bars));
-  setText(e.date, orDash(p.current_date));
-  setText(e.trades, fmtInt(p.trades_count));
-  setText(e.pnl, fmtSigned(p.current_pnl));
-  setSign(e.pnl, p.current_pnl);
+  e.statusLine.textContent = run.status === 'running' ? (p ? orDash(p.status) : 'Waiting for progress…') : endedText(run, cancelled);
+  const fin = run.status === 'complete' ? finalFigures(run) : null;
+  const trades = fin && fin.trades != null ? fin.trades : p ? p.trades_count : null;
+  const pnl = fin && fin.pnl != null ? fin.pnl : p ? p.current_pnl : null;
+  if (fin && fin.bars != null) setText(e.bars, fmtInt(fin.bars) + ' / ' + fmtInt(fin.bars));
+  else if (p) setText(e.bars, fmtInt(p.bars_processed) + ' / ' + fmtInt(p.total_bars));
+  if (p) setText(e.date, orDash(p.current_date));
+  if (trades != null || p) setText(e.trades, fmtInt(trades));
+  e.trades.setAttribute('data-value', isNum(trades) ? String(trades) : '');
+  if (pnl != null || p) setText(e.pnl, fmtSigned(pnl));
+  e.pnl.setAttribute('data-value', isNum(pnl) ? String(pnl) : '');
+  setSign(e.pnl, pnl);
+}
+
+/** The run's state in words: running, complete, failed, cancelled, lost. */
+export function statusLabel(run) {
+  if (run.status === 'error') return isCancelError(run.error) ? 'cancelled' : 'failed';
+  return run.status;
+}
+
+/** The run's progress in percent, 0 to 100 (100 once complete). */
+export function progressPct(run) {
+  const p = run.progress;
+  let pct = p && isNum(p.progress) ? p.progress : 0;
+  if (run.status === 'complete') pct = 100;
+  return Math.max(0, Math.min(100, pct));
 }
 
 export function renderError(run) {
@@ -170,7 +212,7 @@ export function renderResults(run) {
     if (v === null || typeof v !== 'object') chips.push(chip(k, v));
   }
   if (chips.length) section.append(h('div', { class: 'chips' }, chips));
-  if (Array.isArray(res.trades)) section.append(tradeList(res.trades));
+  if (Array.isArray(res.trades)) section.append(tradeList(res.trades, res.trades_omitted, d.total_trades));
   slot.append(section);
 }
 export function chip(k, v) {

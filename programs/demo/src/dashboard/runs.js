@@ -27,7 +27,7 @@ export function flush() {
     if (!run.card) continue;
     const parts = run.dirty;
     if (parts.has('meta')) renderMeta(run);
-    if (parts.has('progress') || parts.has('status')) renderProgress(run);
+    if (parts.has('progress') || parts.has('status') || parts.has('result')) renderProgress(run);
     if (parts.has('chart')) drawChart(run);
     if (parts.has('result')) renderResults(run);
     if (parts.has('error')) renderError(run);

@@ -36,6 +36,8 @@ export function h(tag, props, ...children) {
 export const $ = (sel, root = document) => root.querySelector(sel);
 export const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
 export const str = (v) => (v == null ? '' : String(v));
+/** `v` when it is a plain object (not null, not an array), else null. */
+export const plainObject = (v) => (v && typeof v === 'object' && !Array.isArray(v) ? v : null);
 export const orDash = (v) => (v == null || v === '' ? '—' : String(v));
 
 export function fmt(v, digits = 2) {
