@@ -1,6 +1,7 @@
 //! The dashboard's rough edges (issue 12), in a real browser (see `browser_demo.rs` for
 //! the harness): runs that died with the server are marked lost; a finished run's tiles
-//! and trade table take the figures of its `backtest_complete`.
+//! and trade table take the figures of its `backtest_complete`; one start per click;
+//! separators never start or end a line.
 #![cfg(unix)]
 
 mod browser_support;
@@ -144,7 +145,8 @@ async fn lost_runs(client: &Client, demo: Demo) -> TestResult {
 
 /// A run with more trades than the results list, its last position force-closed at
 /// the end of the data: the tiles show `backtest_complete`'s figures, the trade table
-/// says how many are listed of how many, in a trader's column order.
+/// says how many are listed of how many, in a trader's column order. Then: one start
+/// per submit, separators.
 async fn final_figures(client: &Client, demo: &Demo) -> TestResult {
     const ID: &str = "many-trades";
     client.goto(&format!("{}/", demo.base)).await?;
@@ -194,7 +196,9 @@ async fn final_figures(client: &Client, demo: &Demo) -> TestResult {
         card["summary"].as_str().is_some_and(|s| s.contains(&of)),
         "{card} vs {of:?}"
     );
-    check_trade_table(client, ID, omitted).await
+    check_trade_table(client, ID, omitted).await?;
+    check_one_start_per_submit(client, demo).await?;
+    check_separators(client).await
 }
 
 /// `3746` as `3,746`.
@@ -273,5 +277,79 @@ async fn check_trade_table(client: &Client, id: &str, omitted: u64) -> TestResul
             .is_some_and(|n| n.contains("earlier ones are not listed")),
         "{table}"
     );
+    Ok(())
+}
+
+/// Two submits before the server answers start one run; the button waits for the answer.
+async fn check_one_start_per_submit(client: &Client, demo: &Demo) -> TestResult {
+    let count = || {
+        let (_, list) = demo.get("/api/v1/backtests");
+        list["backtests"].as_array().map_or(0, Vec::len)
+    };
+    let before = count();
+    let form = client.find(Locator::Css("#run-form")).await?;
+    for (name, value) in [("bars", "300"), ("bar_delay_us", "0")] {
+        let input = form.find(Locator::Css(&format!("[name='{name}']"))).await?;
+        input.clear().await?;
+        input.send_keys(value).await?;
+    }
+    let disabled = js(
+        client,
+        "const f = document.querySelector('#run-form');
+         f.requestSubmit(); const busy = document.querySelector('#start-run').disabled;
+         f.requestSubmit(); return busy;",
+        vec![],
+    )
+    .await?;
+    assert_eq!(disabled, true, "the button is disabled until the answer");
+    wait_js(
+        client,
+        "the form confirms the start",
+        "const ok = document.querySelector('#form-ok');
+         return !ok.hidden && !document.querySelector('#start-run').disabled ? ok.textContent : null;",
+        vec![],
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(), before + 1, "one run for two submits");
+    Ok(())
+}
+
+/// In narrow cards the meta line wraps; no separator starts or ends a visible line.
+async fn check_separators(client: &Client) -> TestResult {
+    js(
+        client,
+        "document.querySelector('#runs').style.width = '250px'; return null;",
+        vec![],
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = js(
+        client,
+        r#"const out = { lines: 0, bad: [] };
+           for (const clip of document.querySelectorAll('.run-card .meta-clip')) {
+             const box = clip.getBoundingClientRect();
+             const items = [...clip.querySelectorAll('.meta-item')];
+             out.lines = Math.max(out.lines, new Set(items.map((i) => Math.round(i.getBoundingClientRect().top))).size);
+             for (const item of items) {
+               const sep = item.querySelector('.sep').getBoundingClientRect();
+               const text = item.lastElementChild.getBoundingClientRect();
+               const visible = sep.right > box.left + 0.5;
+               const first = !items.some((o) => o !== item && Math.abs(o.getBoundingClientRect().top - item.getBoundingClientRect().top) < 2
+                                             && o.getBoundingClientRect().right <= sep.left + 0.5);
+               if (visible && first) out.bad.push('starts a line: ' + item.textContent);
+               if (Math.abs(text.top - sep.top) > 4) out.bad.push('ends a line: ' + item.textContent);
+             }
+           }
+           document.querySelector('#runs').style.width = '';
+           return out;"#,
+        vec![],
+    )
+    .await?;
+    assert!(
+        report["lines"].as_u64().unwrap_or(0) > 1,
+        "the meta line wraps: {report}"
+    );
+    assert_eq!(report["bad"], json!([]), "{report}");
     Ok(())
 }

@@ -14,6 +14,7 @@ export function buildCard(run) {
   e.dismiss = h('button', { class: 'icon-btn', type: 'button', title: 'Remove from view', 'aria-label': 'Remove run from view' }, '×');
   e.cancel = h('button', { class: 'btn small cancel-run', type: 'button', title: 'Stop this run (DELETE /api/v1/backtest/{id})' }, 'Cancel');
   e.meta = h('div', { class: 'meta' });
+  e.metaClip = h('div', { class: 'meta-clip' }, e.meta);
   e.fill = h('div', { class: 'progress-fill' });
   e.bar = h('div', {
     class: 'progress-bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
@@ -38,7 +39,7 @@ export function buildCard(run) {
   run.log = createLogPane(run.id, 'Log');
 
   run.card = h('article', { class: 'run-card panel', 'data-backtest-id': run.id, 'data-status': run.status },
-    h('header', { class: 'card-head' }, h('div', { class: 'title-row' }, e.pill, e.title, e.cancel, e.dismiss), e.meta),
+    h('header', { class: 'card-head' }, h('div', { class: 'title-row' }, e.pill, e.title, e.cancel, e.dismiss), e.metaClip),
     h('div', null,
       h('div', { class: 'progress-row' }, e.bar, e.pct)),
     e.statusLine,
@@ -84,10 +85,16 @@ export async function cancelRun(run) {
   btn.textContent = 'Cancel';
 }
 
+/**
+ * The card's meta line: variant, symbol, timeframe, dates, start time. Every item
+ * carries its "·" separator in front of it, inside the item (no line break between
+ * them); the line is shifted left by one separator's width inside a clipping box
+ * (.meta-clip), so the separator of an item that starts a line is never seen, and a
+ * separator never ends a line.
+ */
 export function renderMeta(run) {
   const m = run.meta;
   const e = run.els;
-  e.meta.replaceChildren();
   const parts = [];
   if (m.variant) parts.push(h('span', { class: 'tag variant' }, m.variant));
   if (m.symbol) parts.push(h('span', { class: 'tag symbol' }, m.symbol));
@@ -95,7 +102,8 @@ export function renderMeta(run) {
   if (m.start_date || m.end_date) parts.push(h('span', { class: 'dates' }, orDash(m.start_date) + ' → ' + orDash(m.end_date)));
   if (m.timestamp) parts.push(h('span', { class: 'started', title: String(m.timestamp) }, 'started ' + fmtClock(m.timestamp).slice(0, 8)));
   if (parts.length === 0) parts.push(h('span', { class: 'muted' }, 'waiting for the start event…'));
-  parts.forEach((p, i) => { if (i > 0) e.meta.append(h('span', { class: 'sep', 'aria-hidden': 'true' }, '·')); e.meta.append(p); });
+  e.meta.replaceChildren(...parts.map((p) => h('span', { class: 'meta-item' },
+    h('span', { class: 'sep', 'aria-hidden': 'true' }, '·'), p)));
 }
 
 /** The figures of a finished run's results (backtest_complete, or the REST results), or null. */

@@ -1,7 +1,7 @@
 // The P&L chart of a run card, drawn on a canvas.
 
 import { markDirty, runs } from './runs.js';
-import { cssVar, fmtCompact, fmtInt, fmtSigned, isNum, MAX_CHART_POINTS } from './util.js';
+import { cssVar, fmtCompact, fmtInt, fmtSigned, isCancelError, isNum, MAX_CHART_POINTS } from './util.js';
 
 export const resizeObserver = typeof ResizeObserver === 'function'
   ? new ResizeObserver((entries) => { for (const en of entries) if (en.target._run) markDirty(en.target._run, 'chart'); })
@@ -47,6 +47,18 @@ export function addPoint(run, x, y) {
   }
 }
 
+/** What the empty chart says, by the run's state. */
+function emptyText(run) {
+  switch (run.status) {
+    case 'complete': return 'The run finished before any progress was charted.';
+    case 'lost': return 'No P&L: the server restarted before any progress arrived.';
+    case 'error':
+      return isCancelError(run.error) ? 'No P&L: the run was cancelled before any progress.'
+        : 'No P&L: the run failed before any progress.';
+    default: return 'The P&L chart fills in as progress arrives.';
+  }
+}
+
 export function drawChart(run) {
   const { canvas, chartWrap, chartEmpty } = run.els;
   const cssW = chartWrap.clientWidth;
@@ -61,6 +73,7 @@ export function drawChart(run) {
   ctx.clearRect(0, 0, cssW, cssH);
   const pts = run.points;
   chartEmpty.hidden = pts.length > 0;
+  if (pts.length === 0) chartEmpty.textContent = emptyText(run);
   // Test hooks: how many points, from which bar to which.
   canvas.setAttribute('data-points', String(pts.length));
   canvas.setAttribute('data-first-bar', pts.length ? String(pts[0].x) : '');

@@ -41,8 +41,12 @@ toggleForm.addEventListener('click', () => {
   toggleForm.textContent = collapsed ? 'Show' : 'Hide';
 });
 form.addEventListener('reset', () => { clearFormErrors(); formOk.hidden = true; });
+// One start at a time: until the server answers, another submit (a second click, Enter,
+// requestSubmit) is ignored, so a run is never started twice by accident.
+let starting = false;
 form.addEventListener('submit', async (ev) => {
   ev.preventDefault();
+  if (starting) return;
   clearFormErrors();
   formOk.hidden = true;
   const body = {};
@@ -59,7 +63,9 @@ form.addEventListener('submit', async (ev) => {
       body[el.name] = v;
     }
   }
+  starting = true;
   startBtn.disabled = true;
+  startBtn.setAttribute('aria-busy', 'true');
   startBtn.textContent = 'Starting…';
   try {
     const res = await fetch('/api/v1/backtest/run', {
@@ -99,6 +105,8 @@ form.addEventListener('submit', async (ev) => {
   } catch (err) {
     showFormError(null, 'Could not reach the server: ' + (err && err.message ? err.message : String(err)));
   } finally {
+    starting = false;
+    startBtn.removeAttribute('aria-busy');
     startBtn.disabled = false;
     startBtn.textContent = 'Start run';
   }

@@ -120,6 +120,7 @@ export function markUnfinishedLost() {
     if (isTerminal(run)) continue;
     run.status = 'lost';
     markDirty(run, 'status');
+    markDirty(run, 'chart');
   }
 }
 
@@ -192,6 +193,7 @@ export function applyEvent(type, d) {
       if (run.status !== 'complete') run.status = 'error';
       markDirty(run, 'status');
       markDirty(run, 'error');
+      markDirty(run, 'chart');
       break;
   }
 }
