@@ -90,6 +90,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("dashboard/trades.js"),
     ),
     ("/dashboard/form.js", JS, include_str!("dashboard/form.js")),
+    (
+        "/dashboard/runs-table.js",
+        JS,
+        include_str!("dashboard/runs-table.js"),
+    ),
 ];
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";

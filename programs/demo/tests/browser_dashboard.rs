@@ -1,7 +1,7 @@
 //! The dashboard's rough edges (issue 12), in a real browser (see `browser_demo.rs` for
 //! the harness): runs that died with the server are marked lost; a finished run's tiles
 //! and trade table take the figures of its `backtest_complete`; one start per click;
-//! separators never start or end a line.
+//! separators never start or end a line; the compact table of runs, remembered.
 #![cfg(unix)]
 
 mod browser_support;
@@ -146,7 +146,7 @@ async fn lost_runs(client: &Client, demo: Demo) -> TestResult {
 /// A run with more trades than the results list, its last position force-closed at
 /// the end of the data: the tiles show `backtest_complete`'s figures, the trade table
 /// says how many are listed of how many, in a trader's column order. Then: one start
-/// per submit, separators.
+/// per submit, separators, the compact table of runs.
 async fn final_figures(client: &Client, demo: &Demo) -> TestResult {
     const ID: &str = "many-trades";
     client.goto(&format!("{}/", demo.base)).await?;
@@ -198,7 +198,8 @@ async fn final_figures(client: &Client, demo: &Demo) -> TestResult {
     );
     check_trade_table(client, ID, omitted).await?;
     check_one_start_per_submit(client, demo).await?;
-    check_separators(client).await
+    check_separators(client).await?;
+    check_table_view(client, ID, total).await
 }
 
 /// `3746` as `3,746`.
@@ -351,5 +352,54 @@ async fn check_separators(client: &Client) -> TestResult {
         "the meta line wraps: {report}"
     );
     assert_eq!(report["bad"], json!([]), "{report}");
+    Ok(())
+}
+
+/// The toggle shows the runs as a compact table, kept after a reload; and back.
+async fn check_table_view(client: &Client, id: &str, total: u64) -> TestResult {
+    client
+        .find(Locator::Css("#view-toggle"))
+        .await?
+        .click()
+        .await?;
+    let read = r#"const row = document.querySelector('#runs-table tbody tr[data-backtest-id="' + arguments[0] + '"]');
+        if (!row || document.querySelector('#runs-table').hidden) return null;
+        return { view: document.body.getAttribute('data-view'),
+                 cardsHidden: document.querySelector('#runs').hidden,
+                 rows: document.querySelectorAll('#runs-table tbody tr').length,
+                 cards: document.querySelectorAll('.run-card').length,
+                 state: row.querySelector('.col-state').textContent,
+                 progress: row.querySelector('.col-progress').textContent,
+                 trades: row.querySelector('.col-trades').getAttribute('data-value'),
+                 height: document.documentElement.scrollHeight };"#;
+    let table = wait_js(client, "the table view", read, vec![json!(id)]).await?;
+    assert_eq!(table["view"], "table", "{table}");
+    assert_eq!(table["cardsHidden"], true, "{table}");
+    assert_eq!(table["rows"], table["cards"], "a row per run: {table}");
+    assert_eq!(table["state"], "complete", "{table}");
+    assert_eq!(table["progress"], "100.0 %", "{table}");
+    assert_eq!(table["trades"], json!(total.to_string()), "{table}");
+    client.refresh().await?;
+    wait_live(client).await?;
+    let again = wait_js(
+        client,
+        "the table view after a reload",
+        read,
+        vec![json!(id)],
+    )
+    .await?;
+    assert_eq!(again["view"], "table", "remembered: {again}");
+    client
+        .find(Locator::Css("#view-toggle"))
+        .await?
+        .click()
+        .await?;
+    let view = js(
+        client,
+        "return [document.body.getAttribute('data-view'), document.querySelector('#runs').hidden];",
+        vec![],
+    )
+    .await?;
+    assert_eq!(view, json!(["cards", false]));
     Ok(())
 }

@@ -4,6 +4,7 @@ import { buildCard, renderError, renderMeta, renderProgress, renderResults } fro
 import { addPoint, drawChart, resizeObserver } from './chart.js';
 import { currentSeq } from './connection.js';
 import { createLogPane } from './logpane.js';
+import { removeRow, renderRow } from './runs-table.js';
 import { $, isNum, pick } from './util.js';
 
 // ------------------------------------------------------------------ render scheduling
@@ -32,6 +33,7 @@ export function flush() {
     if (parts.has('result')) renderResults(run);
     if (parts.has('error')) renderError(run);
     if (parts.has('logs')) run.log.flush();
+    if (parts.has('meta') || parts.has('progress') || parts.has('status') || parts.has('result')) renderRow(run);
     parts.clear();
   }
   dirtyRuns.clear();
@@ -109,6 +111,7 @@ function discardRun(run) {
   if (resizeObserver) resizeObserver.unobserve(run.els.chartWrap);
   if (run.card) run.card.remove();
   run.card = null;
+  removeRow(run);
 }
 
 /**
