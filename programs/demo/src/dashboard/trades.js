@@ -116,7 +116,8 @@ function tradeTable(trades, all) {
   shown.forEach((t, i) => {
     const tr = h('tr', { class: t.closed_at_end === true ? 'closed-at-end' : null }, h('td', null, (first + i + 1).toLocaleString()));
     for (const [key, , kind] of cols) {
-      const v = key in COMPUTED && !(key in t) ? COMPUTED[key](t) : t[key];
+      const own = Object.hasOwn(t, key);
+      const v = own ? t[key] : Object.hasOwn(COMPUTED, key) ? COMPUTED[key](t) : undefined;
       const td = h('td', { class: numeric(kind) ? '' : 'text', title: kind === 'time' && typeof v === 'string' ? v : null },
         cellText(kind, v));
       if (kind === 'money' || kind === 'percent') setSign(td, v);
