@@ -57,9 +57,49 @@ use crate::options::{Command, Options};
 use crate::runs::Runs;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
-const DASHBOARD_CSS: &str = include_str!("dashboard.css");
-const DASHBOARD_JS: &str = include_str!("dashboard.js");
-const DASHBOARD_AUTH_JS: &str = include_str!("dashboard-auth.js");
+/// The page's files: (path, content type, body). Each is served with the headers of
+/// [`asset`], behind the same guard (Host check, headers) as every route.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("/dashboard.css", CSS, include_str!("dashboard.css")),
+    ("/dashboard-auth.js", JS, include_str!("dashboard-auth.js")),
+    ("/dashboard.js", JS, include_str!("dashboard.js")),
+    ("/dashboard/util.js", JS, include_str!("dashboard/util.js")),
+    (
+        "/dashboard/connection.js",
+        JS,
+        include_str!("dashboard/connection.js"),
+    ),
+    ("/dashboard/rest.js", JS, include_str!("dashboard/rest.js")),
+    ("/dashboard/runs.js", JS, include_str!("dashboard/runs.js")),
+    (
+        "/dashboard/cards.js",
+        JS,
+        include_str!("dashboard/cards.js"),
+    ),
+    (
+        "/dashboard/chart.js",
+        JS,
+        include_str!("dashboard/chart.js"),
+    ),
+    (
+        "/dashboard/logpane.js",
+        JS,
+        include_str!("dashboard/logpane.js"),
+    ),
+    (
+        "/dashboard/trades.js",
+        JS,
+        include_str!("dashboard/trades.js"),
+    ),
+    ("/dashboard/form.js", JS, include_str!("dashboard/form.js")),
+    (
+        "/dashboard/runs-table.js",
+        JS,
+        include_str!("dashboard/runs-table.js"),
+    ),
+];
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
 /// Runs remembered by the API (the oldest finished ones are forgotten first).
 const MAX_KEPT_RUNS: usize = 1_000;
 
@@ -218,11 +258,11 @@ fn announce(addr: SocketAddr, dev_token: Option<&str>, auth: bool) {
 /// The routes: the page and its files, `/ws`, the REST API; every other path or method
 /// gets a JSON 404 or 405.
 fn routes(app: App) -> Router {
-    Router::new()
-        .route("/", get(dashboard))
-        .route("/dashboard.css", get(dashboard_css))
-        .route("/dashboard.js", get(dashboard_js))
-        .route("/dashboard-auth.js", get(dashboard_auth_js))
+    let mut router = Router::new().route("/", get(dashboard));
+    for &(path, content_type, body) in ASSETS {
+        router = router.route(path, get(move || async move { asset(content_type, body) }));
+    }
+    router
         .route("/ws", get(websocket))
         .route("/api/v1/backtest/run", axum::routing::post(api::start_run))
         .route(
@@ -309,18 +349,6 @@ async fn dashboard(headers: HeaderMap) -> Response {
         Html(DASHBOARD),
     )
         .into_response()
-}
-
-async fn dashboard_css() -> impl IntoResponse {
-    asset("text/css; charset=utf-8", DASHBOARD_CSS)
-}
-
-async fn dashboard_js() -> impl IntoResponse {
-    asset("text/javascript; charset=utf-8", DASHBOARD_JS)
-}
-
-async fn dashboard_auth_js() -> impl IntoResponse {
-    asset("text/javascript; charset=utf-8", DASHBOARD_AUTH_JS)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use browser_support::{
-    BUDGET, Browser, TestResult, badge_state, read_cards, read_run_chart, start_slow_run,
-    wait_for_error_box, wait_live, wait_until,
+    BUDGET, Browser, TestResult, badge_state, follow_to_completion, read_cards, read_run_chart,
+    start_slow_run, wait_for_error_box, wait_live, wait_until,
 };
 use demo_support::Demo;
 use fantoccini::{Client, Locator};
@@ -199,46 +199,6 @@ async fn late_joiner(client: &Client, demo: &Demo) -> TestResult {
         std::fs::write(path, client.screenshot().await?)?;
     }
     follow_to_completion(client, ID).await
-}
-
-/// Lets run `id` finish on the page: the chart then covers the whole run, in bars
-/// order, once each; the bar reached 100 % without moving backwards on the way (checked
-/// by sampling).
-async fn follow_to_completion(client: &Client, id: &str) -> TestResult {
-    let mut last_progress = 0.0;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let card = read_run_chart(client, id).await?;
-        let progress = card["progress"].as_f64().unwrap_or(0.0);
-        assert!(
-            progress >= last_progress,
-            "the progress bar moved backwards: {last_progress} -> {progress}"
-        );
-        last_progress = progress;
-        if card["status"] == "complete" {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("the run did not complete on the page: {card}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let points = client
-        .execute(
-            r#"const c = [...document.querySelectorAll('.run-card')]
-                 .find((card) => card.getAttribute('data-backtest-id') === arguments[0])
-                 .querySelector('canvas.pnl-chart');
-               return Number(c.getAttribute('data-points'));"#,
-            vec![json!(id)],
-        )
-        .await?
-        .as_u64()
-        .unwrap_or(0);
-    assert!(
-        points >= 190,
-        "about 200 progress points over the whole run, got {points}"
-    );
-    Ok(())
 }
 
 /// The server no longer retains the start of the run: the page shows what is retained
@@ -545,6 +505,17 @@ async fn check_failed_run(client: &Client, demo: &Demo, data: &Path) -> TestResu
     assert!(
         message.contains("could not load"),
         "the error box says why: {message:?}"
+    );
+    // It failed before any progress: the empty chart says so, not "fills in".
+    let chart = client
+        .execute(
+            "return document.querySelector('.run-card[data-backtest-id=\"browser-broken\"] .chart-empty').textContent;",
+            vec![],
+        )
+        .await?;
+    assert!(
+        chart.as_str().is_some_and(|c| c.contains("failed")),
+        "{chart}"
     );
     Ok(())
 }

@@ -82,6 +82,11 @@ async fn a_running_run_is_cancelled_promptly_and_ends_with_its_error_event() {
         .expect("the WebSocket handshake");
     let subscribe = r#"{"action":"subscribe","topic":"backtest","backtest_id":"to-cancel"}"#;
     ws.send(Message::text(subscribe)).await.expect("subscribe");
+    // Subscribed before the run starts: its start event is not missed (the subscribe
+    // asks for no snapshot). Server pings are skipped by next_frame, so a start event
+    // missed this way hung the test rather than timing out.
+    let confirmed = next_frame(&mut ws).await;
+    assert_eq!(confirmed["type"], "subscription_confirmed", "{confirmed}");
     // One second per bar: without the cancellation this run takes 16 minutes.
     let body = json!({"backtest_id": "to-cancel", "bars": 1000, "bar_delay_us": 1_000_000});
     let (status, reply) = post_json(&demo, &body);

@@ -281,6 +281,46 @@ pub async fn wait_for_error_box(client: &Client) -> TestResult<String> {
     }
 }
 
+/// Lets run `id` finish on the page: the chart then covers the whole run, in bars
+/// order, once each; the bar reached 100 % without moving backwards on the way (checked
+/// by sampling).
+pub async fn follow_to_completion(client: &Client, id: &str) -> TestResult {
+    let mut last_progress = 0.0;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let card = read_run_chart(client, id).await?;
+        let progress = card["progress"].as_f64().unwrap_or(0.0);
+        assert!(
+            progress >= last_progress,
+            "the progress bar moved backwards: {last_progress} -> {progress}"
+        );
+        last_progress = progress;
+        if card["status"] == "complete" {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("the run did not complete on the page: {card}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let points = client
+        .execute(
+            r#"const c = [...document.querySelectorAll('.run-card')]
+                 .find((card) => card.getAttribute('data-backtest-id') === arguments[0])
+                 .querySelector('canvas.pnl-chart');
+               return Number(c.getAttribute('data-points'));"#,
+            vec![json!(id)],
+        )
+        .await?
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        points >= 190,
+        "about 200 progress points over the whole run, got {points}"
+    );
+    Ok(())
+}
+
 /// What the page shows of each run card, read through the page's stable hooks.
 pub async fn read_cards(client: &Client) -> TestResult<Vec<Value>> {
     let value = client
