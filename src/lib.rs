@@ -46,6 +46,7 @@
 //! | `hyper` | no | [`server::Hub::upgrade`]: the hub on a hyper or axum route (hyper, hyper-util) |
 //! | `auth` | no | [`auth::JwtVerifier`]: JSON Web Token verification (jsonwebtoken, RustCrypto backend) |
 //! | `redis` | no | [`broker::RedisSink`]: events to Redis Streams (the `redis` crate, tokio) |
+//! | `metrics` | no | [`server::metrics`]: the hub's and a gateway's figures as Prometheus metrics (prometheus-client) |
 //! | `csv` | yes | [`reference::load_csv`] and [`reference::read_csv`] (the `csv` crate) |
 //! | `tracing` | no | [`tracing_layer`]: `tracing` events as `log_entry` events, correlated by span |
 #![cfg_attr(docsrs, feature(doc_cfg))]

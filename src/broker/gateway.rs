@@ -130,6 +130,11 @@ pub(crate) struct FollowState {
 }
 
 impl FollowState {
+    /// The stats now.
+    pub(crate) fn snapshot(&self) -> GatewayStats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub(crate) fn update(&self, change: impl FnOnce(&mut GatewayStats)) {
         change(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
     }
@@ -178,11 +183,13 @@ impl Gateway {
 
     /// What the gateway has done so far.
     pub fn stats(&self) -> GatewayStats {
-        self.state
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.state.snapshot()
+    }
+
+    /// The shared state behind [`stats`](Self::stats), for the metrics.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn state(&self) -> Arc<FollowState> {
+        Arc::clone(&self.state)
     }
 }
 

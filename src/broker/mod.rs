@@ -40,6 +40,8 @@ mod sink;
 mod writer;
 
 pub use crate::broker::config::RedisSinkConfig;
+#[cfg(feature = "metrics")]
+pub(crate) use crate::broker::gateway::FollowState;
 #[cfg(feature = "server")]
 pub use crate::broker::gateway::{Gateway, GatewayConfig, GatewayError, GatewayStats};
 pub use crate::broker::sink::{RedisSink, RedisSinkError, RedisSinkStats};

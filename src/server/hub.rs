@@ -45,8 +45,9 @@ use crate::wire::Envelope;
 pub struct Hub {
     pub(crate) shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
-    /// Where the hub's task runs, and the connections it upgrades itself.
-    #[cfg(feature = "hyper")]
+    /// Where the hub's task runs, the connections it upgrades itself, and a gateway's
+    /// follower.
+    #[cfg(any(feature = "hyper", feature = "redis"))]
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
@@ -80,7 +81,7 @@ impl Hub {
         Self {
             shared,
             commands,
-            #[cfg(feature = "hyper")]
+            #[cfg(any(feature = "hyper", feature = "redis"))]
             runtime: runtime.clone(),
         }
     }

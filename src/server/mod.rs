@@ -72,6 +72,8 @@ mod hub;
 mod inbox;
 mod limits;
 mod listener;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod queue;
 mod shared;
 mod sink;

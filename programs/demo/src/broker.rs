@@ -32,6 +32,11 @@ impl Broker {
         })
     }
 
+    /// The gateway that feeds the hub (for its metrics).
+    pub fn gateway(&self) -> &Gateway {
+        &self._gateway
+    }
+
     /// The sink the runs and the log bridge publish to.
     pub fn sink(&self) -> SharedSink {
         Arc::new(self.sink.clone())

@@ -45,6 +45,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use backtest_stream::log_bridge::LogBridge;
+use backtest_stream::server::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StreamMetrics};
 use backtest_stream::server::{Hub, ServerConfig};
 use backtest_stream::sink::SharedSink;
 use backtest_stream::wire::Topic;
@@ -107,6 +108,8 @@ const MAX_KEPT_RUNS: usize = 1_000;
 #[derive(Clone)]
 pub struct App {
     hub: Hub,
+    /// `/metrics`: the hub's figures (and its gateway's, with `--redis`).
+    metrics: StreamMetrics,
     runs: Runs,
     settings: Arc<Settings>,
     /// The token verifier (`--auth-*`); `None`: no authentication.
@@ -184,6 +187,7 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
 
     let app = App {
         runs: Runs::new(sink, options.max_runs, MAX_KEPT_RUNS),
+        metrics: stream_metrics(&hub, broker.as_ref()),
         hub,
         settings: Arc::new(Settings {
             data_dir,
@@ -255,8 +259,25 @@ fn announce(addr: SocketAddr, dev_token: Option<&str>, auth: bool) {
     let _ = out.flush();
 }
 
-/// The routes: the page and its files, `/ws`, the REST API; every other path or method
-/// gets a JSON 404 or 405.
+/// The metrics of the hub, with its gateway's under `--redis`.
+fn stream_metrics(hub: &Hub, broker: Option<&broker::Broker>) -> StreamMetrics {
+    let metrics = StreamMetrics::new(hub);
+    match broker {
+        Some(broker) => metrics.with_gateway(broker.gateway()),
+        None => metrics,
+    }
+}
+
+/// `/metrics`: the Prometheus text of the hub's (and gateway's) figures; behind the
+/// Host check like every route, no token needed (it holds counts, no run's data).
+async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let content_type = [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)];
+    (content_type, app.metrics.text()).into_response()
+}
+
+/// The routes: the page and its files, `/ws`, `/metrics`, the REST API; every other path
+/// or method gets a JSON 404 or 405.
 fn routes(app: App) -> Router {
     let mut router = Router::new().route("/", get(dashboard));
     for &(path, content_type, body) in ASSETS {
@@ -264,6 +285,7 @@ fn routes(app: App) -> Router {
     }
     router
         .route("/ws", get(websocket))
+        .route("/metrics", get(metrics))
         .route("/api/v1/backtest/run", axum::routing::post(api::start_run))
         .route(
             "/api/v1/backtest/{id}",

@@ -38,6 +38,23 @@ fn a_run_is_accepted_at_once_and_its_results_are_served() {
         .expect("the run is listed");
     assert_eq!(listed["status"], "complete");
     assert_eq!(listed["final_balance"], results["final_balance"]);
+
+    // The hub's figures as Prometheus text: every sample a name and a number.
+    let (status, text) = demo_support::http(demo.addr, "GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    let samples: Vec<(&str, f64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').expect("name value");
+            (name, value.parse().expect("a number"))
+        })
+        .collect();
+    let events = samples
+        .iter()
+        .find(|(name, _)| *name == "backtest_stream_events_published_total")
+        .map(|(_, v)| *v);
+    assert!(events.is_some_and(|n| n >= 3.0), "{text}");
 }
 
 #[test]

@@ -204,8 +204,11 @@ async fn healthz(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    let text = metrics::render(&app.hub.stats(), &app.gateway.stats());
-    let content_type = HeaderValue::from_static(metrics::CONTENT_TYPE);
+    use backtest_stream::server::metrics::{CONTENT_TYPE, StreamMetrics};
+    let text = StreamMetrics::new(&app.hub)
+        .with_gateway(&app.gateway)
+        .text();
+    let content_type = HeaderValue::from_static(CONTENT_TYPE);
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
