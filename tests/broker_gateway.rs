@@ -283,3 +283,65 @@ async fn a_redis_that_lost_its_data_starts_a_new_epoch_for_clients() {
     assert_ne!(confirmed["epoch"], old_epoch.as_str());
     wait_until(|| gateway.gateway.stats().last_seq.get(&Topic::BACKTEST) == Some(&4)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_since_older_than_the_gateways_history_is_served_from_redis() {
+    let Some(redis) = redis_server() else { return };
+    // A gateway whose own history keeps 16 events, on a stream that keeps them all.
+    let server = TestServer::start(ServerConfig::default().history_size(16)).await;
+    let config = GatewayConfig::default()
+        .topics([Topic::BACKTEST])
+        .tail(16)
+        .block(Duration::from_millis(200));
+    let gateway = Gateway::start(&server.hub, &redis.url(), config).expect("gateway");
+    let sink = RedisSink::connect(&redis.url()).expect("sink");
+    run(&sink, "deep", 98); // seqs 1..=100
+    wait_until(|| gateway.stats().events == 100).await;
+    let mut client = server.connect().await;
+    let request = json!({"action":"subscribe","topic":"backtest","since":10});
+    let confirmed = subscribe(&mut client, request).await;
+    assert_eq!(confirmed["recovered"], true, "{confirmed}");
+    let frames = frames_until(&mut client, "backtest_complete").await;
+    let seqs: Vec<u64> = frames.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert_eq!(
+        seqs,
+        (11..=100).collect::<Vec<_>>(),
+        "from Redis, then the history"
+    );
+    // A run filter is applied to what comes from Redis too.
+    let mut filtered = server.connect().await;
+    let request = json!({"action":"subscribe","topic":"backtest","backtest_id":"deep","since":0});
+    subscribe(&mut filtered, request).await;
+    assert_eq!(recv(&mut filtered).await["seq"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_since_older_than_redis_keeps_is_announced_as_lagged() {
+    let Some(redis) = redis_server() else { return };
+    let server = TestServer::start(ServerConfig::default().history_size(8)).await;
+    let config = GatewayConfig::default()
+        .topics([Topic::BACKTEST])
+        .tail(8)
+        .block(Duration::from_millis(200));
+    let gateway = Gateway::start(&server.hub, &redis.url(), config).expect("gateway");
+    let sink_config = RedisSinkConfig::default().max_len(20).batch_size(10);
+    let sink = RedisSink::connect_with_config(&redis.url(), sink_config).expect("sink");
+    run(&sink, "trimmed", 498); // seqs 1..=500; Redis keeps only the last few dozen
+    wait_until(|| gateway.stats().last_seq.get(&Topic::BACKTEST) == Some(&500)).await;
+    let mut client = server.connect().await;
+    let confirmed = subscribe(
+        &mut client,
+        json!({"action":"subscribe","topic":"backtest","since":0}),
+    )
+    .await;
+    assert_eq!(confirmed["recovered"], false, "{confirmed}");
+    let lagged = recv(&mut client).await;
+    assert_eq!(lagged["type"], "lagged", "{lagged}");
+    let missed = lagged["data"]["missed"].as_u64().expect("missed");
+    let first = recv(&mut client).await["seq"].as_u64().expect("seq");
+    assert_eq!(missed + 1, first, "the gap is exactly what was announced");
+    assert!(
+        first < 493,
+        "older than the gateway's own 8 came from Redis: {first}"
+    );
+}

@@ -33,9 +33,9 @@ impl From<::redis::RedisError> for Stop {
 
 /// A loss marker's body.
 #[derive(Deserialize)]
-struct Marker {
-    missed: u64,
-    backtest_id: Option<BacktestId>,
+pub(super) struct Marker {
+    pub(super) missed: u64,
+    pub(super) backtest_id: Option<BacktestId>,
 }
 
 /// Where the gateway is in one topic.
@@ -282,7 +282,7 @@ impl Follower {
 }
 
 /// The text of field `field` of an entry.
-fn read(entry: &StreamId, field: &str) -> Option<String> {
+pub(super) fn read(entry: &StreamId, field: &str) -> Option<String> {
     match entry.map.get(field)? {
         Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
         Value::SimpleString(text) => Some(text.clone()),

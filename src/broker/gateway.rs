@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::broker::archive::archive;
 use crate::broker::follow::Follower;
-use crate::server::Hub;
+use crate::server::{Command, Hub};
 use crate::wire::Topic;
 
 /// What a [`Gateway`] follows, and how.
@@ -144,7 +145,9 @@ impl FollowState {
 /// module](crate::broker)): it follows each topic's stream with blocking reads from
 /// where it stopped, delivers with the broker's `seq` and `epoch` (so several gateways
 /// give identical streams, and a client may resume on any of them), rebuilds its
-/// history and snapshot state from the streams' tails when it starts, announces loss
+/// history and snapshot state from the streams' tails when it starts, serves a `since`
+/// older than its history from the streams (up to the client's queue capacity; the rest
+/// announced with `lagged`), announces loss
 /// markers as `lagged`, and when a topic's epoch changes (the broker lost its data)
 /// starts the topic anew and asks its subscribers to reconnect. Serve the hub as any
 /// other (`Server`, `Hub::upgrade`); the gateway stops when dropped.
@@ -153,6 +156,7 @@ pub struct Gateway {
     hub: Hub,
     state: Arc<FollowState>,
     task: tokio::task::JoinHandle<()>,
+    fetching: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -167,12 +171,17 @@ impl Gateway {
             reason: e.to_string(),
         })?;
         let state = Arc::new(FollowState::default());
+        // Replays older than the hub's history come from the streams.
+        let (archive, fetcher) = archive(client.clone(), hub.clone(), config.key_prefix.clone());
+        hub.command(Command::SetArchive(Arc::new(archive)));
+        let fetching = hub.runtime.spawn(fetcher.run());
         let follower = Follower::new(client, hub.clone(), Arc::clone(&state), config);
         let task = hub.runtime.spawn(follower.run());
         Ok(Self {
             hub: hub.clone(),
             state,
             task,
+            fetching,
         })
     }
 
@@ -196,5 +205,6 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.task.abort();
+        self.fetching.abort();
     }
 }

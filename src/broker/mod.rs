@@ -29,6 +29,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "server")]
+mod archive;
 mod config;
 #[cfg(feature = "server")]
 mod follow;

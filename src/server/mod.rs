@@ -60,6 +60,7 @@
 mod accept;
 mod access;
 mod admission;
+mod archive;
 mod background;
 mod catch_up;
 mod config;
@@ -83,6 +84,8 @@ mod task;
 #[cfg(feature = "hyper")]
 mod upgrade;
 
+#[cfg(feature = "redis")]
+pub(crate) use archive::{Archive, ArchiveRequest};
 pub use background::BackgroundServer;
 pub use config::{LagPolicy, ServerConfig};
 pub use connection::ConnectionEnd;
@@ -92,6 +95,6 @@ pub use hub::Hub;
 pub use limits::RateLimits;
 pub use listener::Server;
 #[cfg(feature = "redis")]
-pub(crate) use shared::Input;
+pub(crate) use shared::{Command, Input};
 pub use sink::HubSink;
 pub use stats::{AccessEvents, ConnectionEvents, DroppedFrames, ServerStats};

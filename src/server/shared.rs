@@ -10,13 +10,14 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::auth::Grants;
 use crate::server::access::Access;
+use crate::server::archive::Archive;
 use crate::server::config::ServerConfig;
 use crate::server::inbox::{Inbox, Refused};
 use crate::server::limits::{AddressLimiter, SubjectCounts};
 use crate::server::queue::ClientQueue;
 use crate::server::stats::{Counters, bump};
 use crate::sink::SinkError;
-use crate::wire::{BacktestId, Envelope, Subscribe, Topic};
+use crate::wire::{BacktestId, Envelope, Event, Subscribe, Topic};
 
 /// What publishers send to the hub task.
 pub(crate) enum Input {
@@ -87,6 +88,20 @@ pub(crate) enum Command {
     /// The connection's queue is empty: continue its replay.
     Drained {
         id: u64,
+    },
+    /// Where events older than the history are fetched (a gateway's broker).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    SetArchive(Arc<dyn Archive>),
+    /// The archive's answer to a fetch for connection `id`: the events of seqs
+    /// `[from, until)` it found, and how many of the range it misses.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Archived {
+        id: u64,
+        topic: Topic,
+        events: Vec<(u64, Event)>,
+        missed: u64,
+        until: u64,
+        complete: bool,
     },
     Shutdown {
         done: oneshot::Sender<()>,

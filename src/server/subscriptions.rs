@@ -10,6 +10,10 @@ use std::sync::Arc;
 
 use crate::auth::Grants;
 use crate::server::access::Access;
+use crate::server::archive::{Archive, Fetched, Joining};
+
+mod joining;
+
 use crate::server::catch_up::{CatchUp, Link, ReplayCursor, fill_lost_terminals, frame_bytes};
 use crate::server::frames::reply_frame;
 use crate::server::history::TopicHistory;
@@ -17,6 +21,7 @@ use crate::server::limits::ReplayBudget;
 use crate::server::queue::{ClientQueue, Pushed};
 use crate::server::shared::Shared;
 use crate::server::stats::{add, bump};
+use crate::server::subscriptions::joining::{covers, refusal};
 use crate::wire::{
     BacktestId, BadRequest, CloseCode, Confirmation, ErrorCode, ServerMessage, Subscribe, Topic,
     Unsubscribed,
@@ -69,6 +74,10 @@ pub(crate) struct Subscriptions {
     topics: HashMap<Topic, TopicState>,
     conns: HashMap<u64, Conn>,
     cursors: HashMap<u64, Vec<ReplayCursor>>,
+    /// Where events older than the history can be fetched (a gateway's broker).
+    archive: Option<Arc<dyn Archive>>,
+    /// Subscribes waiting for the archive, by connection and topic.
+    fetches: HashMap<(u64, Topic), Joining>,
 }
 
 impl Subscriptions {
@@ -78,6 +87,8 @@ impl Subscriptions {
             topics: HashMap::new(),
             conns: HashMap::new(),
             cursors: HashMap::new(),
+            archive: None,
+            fetches: HashMap::new(),
         }
     }
 
@@ -172,6 +183,7 @@ impl Subscriptions {
     /// A connection is gone: forgets it and its subscriptions.
     pub(crate) fn remove(&mut self, id: u64) {
         self.cursors.remove(&id);
+        self.fetches.retain(|(conn, _), _| *conn != id);
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
@@ -216,6 +228,8 @@ impl Subscriptions {
         };
         let queue = Arc::clone(&conn.queue);
         let removed = conn.subs.remove(&topic);
+        // A subscribe still waiting for the archive is forgotten with it.
+        self.fetches.remove(&(id, topic.clone()));
         self.cancel_replay(id, &topic);
         if let Some(filter) = removed {
             self.unlink(id, &topic, &filter);
@@ -276,7 +290,18 @@ impl Subscriptions {
             return;
         };
         conn.queue.command_taken();
+        let fetching = self.fetches.contains_key(&(id, request.topic.clone()));
         if let Some(refusal) = refusal(&self.shared, conn, &request) {
+            let queue = Arc::clone(&conn.queue);
+            self.reply(id, &queue, &refusal);
+            return;
+        }
+        if fetching {
+            let text = format!(
+                "a replay of topic {} is still being fetched: subscribe again once it is confirmed",
+                request.topic
+            );
+            let refusal = ServerMessage::error(ErrorCode::BadRequest, text);
             let queue = Arc::clone(&conn.queue);
             self.reply(id, &queue, &refusal);
             return;
@@ -284,24 +309,59 @@ impl Subscriptions {
         let Some((queue, link, is_new)) = self.update_filter(id, &request) else {
             return;
         };
+        let joining = Joining {
+            request,
+            queue,
+            link,
+            is_new,
+        };
+        // A `since` older than the history may be fetched from an archive first.
+        if let Some(joining) = self.fetch_older(id, joining) {
+            self.catch_up(id, joining, None);
+        }
+    }
+
+    /// Confirms a subscribe, sends what it asked for before live delivery (what an
+    /// archive `fetched`, the snapshot, the replay), and joins live delivery (at once, or
+    /// when a replay too long for the queue has been sent).
+    fn catch_up(&mut self, id: u64, joining: Joining, fetched: Option<Fetched>) {
+        let Joining {
+            request,
+            queue,
+            link,
+            is_new,
+        } = joining;
         let topic = &request.topic;
         let state = topic_state(&mut self.topics, &self.shared, topic);
         let epoch = state.epoch.as_ref().unwrap_or(&self.shared.epoch);
-        let plan = CatchUp::plan(&state.history, &request, epoch);
+        // After a fetch, the history replays from where the fetched part ends.
+        let mut from_history = request.clone();
+        if let Some(fetched) = &fetched {
+            from_history.since = Some(fetched.until.saturating_sub(1));
+        }
+        let plan = CatchUp::plan(&state.history, &from_history, epoch);
+        let recovered = match &fetched {
+            Some(fetched) => Some(fetched.complete && plan.recovered == Some(true)),
+            None => plan.recovered,
+        };
         let confirmation = ServerMessage::SubscriptionConfirmed(Confirmation {
             topic: topic.clone(),
             backtest_id: request.backtest_id.clone(),
             epoch: Some(epoch.clone()),
             seq: Some(state.history.head()),
-            recovered: plan.recovered,
+            recovered,
         });
         if queue.push_reply(reply_frame(&confirmation)) == Pushed::Overflow {
             self.close_slow(id);
             return;
         }
-        let sent = plan.send(&queue, &request, is_new);
-        add(&self.shared.counters.lagged, sent.lagged);
-        self.spend(id, sent.bytes);
+        let (mut lagged, mut bytes) = (0, 0);
+        if let Some(fetched) = fetched {
+            (lagged, bytes) = fetched.send(&queue, &request);
+        }
+        let sent = plan.send(&queue, &from_history, is_new);
+        add(&self.shared.counters.lagged, lagged + sent.lagged);
+        self.spend(id, bytes + sent.bytes);
         match sent.cursor {
             Some(mut cursor) => {
                 cursor.link = link;
@@ -461,49 +521,6 @@ impl Subscriptions {
             self.cursors.insert(id, left);
             queue.request_drain_notice();
         }
-    }
-}
-
-/// Why a subscribe must not be acted on, as the answer to send: no token yet, beyond
-/// the grants, or a replay while the replay budget is spent.
-fn refusal(shared: &Shared, conn: &mut Conn, request: &Subscribe) -> Option<ServerMessage> {
-    let counters = &shared.counters;
-    let (topic, run) = (&request.topic, request.backtest_id.as_ref());
-    match &conn.access {
-        Access::Open => {}
-        Access::Pending => {
-            let text = r#"authenticate first: {"action":"auth","token":"<jwt>"}"#;
-            return Some(ServerMessage::error(ErrorCode::Unauthorized, text));
-        }
-        Access::Granted(grants) if !grants.allows(topic, run) => {
-            bump(&counters.forbidden);
-            let what = match run {
-                Some(run) => format!("run {run} on topic {topic}"),
-                None => format!("the whole of topic {topic}"),
-            };
-            let text = format!("your token does not grant {what}");
-            return Some(ServerMessage::error(ErrorCode::Forbidden, text));
-        }
-        Access::Granted(_) => {}
-    }
-    let replays = request.snapshot || request.since.is_some();
-    if replays && !conn.budget.may_replay() {
-        bump(&counters.replay_budget_spent);
-        let limits = &shared.config.rate_limits;
-        let text = format!(
-            "replay budget spent ({} bytes per {:?}): subscribe without since and snapshot, or retry later",
-            limits.replay_bytes, limits.replay_interval
-        );
-        return Some(ServerMessage::error(ErrorCode::RateLimited, text));
-    }
-    None
-}
-
-/// Whether `grants` still cover a subscription.
-fn covers(grants: &Grants, topic: &Topic, filter: &Filter) -> bool {
-    match filter {
-        Filter::All => grants.topics.contains(topic),
-        Filter::Runs(runs) => runs.iter().all(|run| grants.allows(topic, Some(run))),
     }
 }
 

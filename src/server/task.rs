@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::server::archive::Fetched;
 use crate::server::config::LagPolicy;
 use crate::server::frames::FrameWriter;
 use crate::server::queue::{ClientQueue, Pushed};
@@ -175,6 +176,31 @@ impl HubTask {
             Command::Unsubscribe { id, topic } => self.subs.unsubscribe(id, topic),
             Command::Disconnect { id } => self.subs.remove(id),
             Command::Drained { id } => self.subs.continue_replays(id),
+            Command::SetArchive(archive) => self.subs.set_archive(archive),
+            Command::Archived {
+                id,
+                topic,
+                events,
+                missed,
+                until,
+                complete,
+            } => {
+                let frames = events
+                    .into_iter()
+                    .map(|(seq, event)| {
+                        let run = event.backtest_id().cloned();
+                        let frame = self.frames.frame(&Envelope::new(topic.clone(), event), seq);
+                        (seq, run, frame)
+                    })
+                    .collect();
+                let fetched = Fetched {
+                    frames,
+                    missed,
+                    until,
+                    complete,
+                };
+                self.subs.archived(id, &topic, fetched);
+            }
             Command::Shutdown { done } => {
                 // Deliver what was published before the shutdown, then stop taking more.
                 self.shared.inbox.close();
