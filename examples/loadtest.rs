@@ -17,7 +17,9 @@
 //! server closes), `--queue Q` (server: per-connection queue capacity; default: every
 //! event fits), `--write-buffer B` (server: tungstenite write buffer per connection,
 //! bytes), `--read-buffer B` (client: tungstenite read buffer per connection, bytes;
-//! default 16 KiB). `both` runs server and clients in one process (unpinned).
+//! default 16 KiB), `--redis URL` (server, feature `redis`: publish through Redis Streams,
+//! the hub fed by a gateway, to measure the broker hop). `both` runs server and clients
+//! in one process (unpinned).
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -25,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use backtest_stream::server::{HubSink, Server, ServerConfig};
+use backtest_stream::server::{Server, ServerConfig};
 use backtest_stream::sink::{ProgressSink, SinkError};
 use backtest_stream::wire::{BacktestId, BacktestProgress, Envelope, Event, Timestamp, Topic};
 use futures::{SinkExt, StreamExt};
@@ -46,9 +48,12 @@ struct Options {
     write_buffer: Option<usize>,
     /// tungstenite read buffer per client connection, in bytes (client).
     read_buffer: usize,
+    /// Publish through Redis Streams at this URL, the hub fed by a gateway (server;
+    /// feature `redis`): the broker hop measured.
+    redis: Option<String>,
 }
 
-const USAGE: &str = "usage: loadtest server|client|both [--clients C] [--events N] [--rate R] [--idle] [--queue Q] [--write-buffer B] [--read-buffer B] [--addr A]";
+const USAGE: &str = "usage: loadtest server|client|both [--clients C] [--events N] [--rate R] [--idle] [--queue Q] [--write-buffer B] [--read-buffer B] [--addr A] [--redis URL]";
 
 /// Which side to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +84,7 @@ fn parse_options(args: impl IntoIterator<Item = OsString>) -> Result<Command, St
         // before every read: its 128 KiB default costs the client microseconds per
         // frame when frames arrive one at a time.
         read_buffer: 16 * 1024,
+        redis: None,
     };
     let mut mode = None;
     let mut parser =
@@ -130,6 +136,7 @@ fn set(options: &mut Options, name: &str, value: &str) -> Result<(), String> {
         "--queue" => options.queue = Some(size(value)?),
         "--write-buffer" => options.write_buffer = Some(size(value)?),
         "--read-buffer" => options.read_buffer = size(value)?,
+        "--redis" => options.redis = Some(value.to_owned()),
         _ => return Err(format!("unknown option {name}")),
     }
     Ok(())
@@ -263,9 +270,9 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
         serving.await??;
         return Ok(());
     } else {
-        let sink = hub.sink();
+        let (sink, _gateway) = publisher_sink(&hub, options.redis.as_deref())?;
         let (events, rate) = (options.events, options.rate);
-        let publisher = std::thread::spawn(move || publish_all(&sink, events, rate));
+        let publisher = std::thread::spawn(move || publish_all(&*sink, events, rate));
         tokio::task::spawn_blocking(move || publisher.join())
             .await?
             .map_err(|_| "publisher panicked")?;
@@ -285,6 +292,42 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
     Ok(())
 }
 
+/// Where the publisher publishes: the hub, or (`--redis`) Redis Streams with a gateway
+/// feeding the hub from them (kept alive by the second value).
+#[cfg(feature = "redis")]
+fn publisher_sink(
+    hub: &backtest_stream::server::Hub,
+    redis: Option<&str>,
+) -> Result<
+    (
+        backtest_stream::sink::SharedSink,
+        Option<backtest_stream::broker::Gateway>,
+    ),
+    String,
+> {
+    use backtest_stream::broker::{Gateway, GatewayConfig, RedisSink, RedisSinkConfig};
+    let Some(url) = redis else {
+        return Ok((Arc::new(hub.sink()), None));
+    };
+    let config = GatewayConfig::default().topics([Topic::BACKTEST]).tail(16);
+    let gateway = Gateway::start(hub, url, config).map_err(|e| format!("--redis: {e}"))?;
+    let sink_config = RedisSinkConfig::default().queue_capacity(1 << 20);
+    let sink =
+        RedisSink::connect_with_config(url, sink_config).map_err(|e| format!("--redis: {e}"))?;
+    Ok((Arc::new(sink), Some(gateway)))
+}
+
+#[cfg(not(feature = "redis"))]
+fn publisher_sink(
+    hub: &backtest_stream::server::Hub,
+    redis: Option<&str>,
+) -> Result<(backtest_stream::sink::SharedSink, Option<()>), String> {
+    match redis {
+        Some(_) => Err("--redis needs the redis feature (cargo run --features redis ...)".into()),
+        None => Ok((Arc::new(hub.sink()), None)),
+    }
+}
+
 /// Publish-call timings, every 64th call (two clock reads per event would cost the
 /// server's core more than the call itself).
 #[derive(Default)]
@@ -297,7 +340,7 @@ struct PublishTimes {
 
 /// Publishes `events` progress events (paced at `rate` a second, when given), then the
 /// run's end, and prints the publish-call timings.
-fn publish_all(sink: &HubSink, events: u64, rate: Option<f64>) {
+fn publish_all(sink: &dyn ProgressSink, events: u64, rate: Option<f64>) {
     let id = BacktestId::new("loadtest").unwrap_or_else(|_| BacktestId::random());
     let mut times = PublishTimes::default();
     let mut pool = EventPool::new();
@@ -344,7 +387,7 @@ fn publish_all(sink: &HubSink, events: u64, rate: Option<f64>) {
 /// Publishes one event, retrying while the hub's queue is full; times the call when
 /// `timed`.
 fn publish_timed(
-    sink: &HubSink,
+    sink: &dyn ProgressSink,
     envelope: &Envelope,
     timed: bool,
     times: &mut PublishTimes,

@@ -296,7 +296,7 @@ async fn a_since_older_than_the_gateways_history_is_served_from_redis() {
     let gateway = Gateway::start(&server.hub, &redis.url(), config).expect("gateway");
     let sink = RedisSink::connect(&redis.url()).expect("sink");
     run(&sink, "deep", 98); // seqs 1..=100
-    wait_until(|| gateway.stats().events == 100).await;
+    wait_until(|| gateway.stats().last_seq.get(&Topic::BACKTEST) == Some(&100)).await;
     let mut client = server.connect().await;
     let request = json!({"action":"subscribe","topic":"backtest","since":10});
     let confirmed = subscribe(&mut client, request).await;

@@ -120,11 +120,18 @@ impl Follower {
 
     /// Reads the streams until something fails.
     async fn follow(&mut self, connection: &mut MultiplexedConnection) -> Stop {
+        // The epochs are read at the start, after a read that found nothing, and at
+        // least every `block` otherwise: not before every read, which would add a round
+        // trip to every event's way.
+        let mut checked: Option<tokio::time::Instant> = None;
         loop {
-            if let Err(stop) = self.check_epochs(connection).await {
-                return stop;
+            if checked.is_none_or(|at| at.elapsed() >= self.config.block) {
+                if let Err(stop) = self.check_epochs(connection).await {
+                    return stop;
+                }
+                checked = Some(tokio::time::Instant::now());
+                self.state.update(|s| s.connected = true);
             }
-            self.state.update(|s| s.connected = true);
             let keys: Vec<&str> = self
                 .positions
                 .iter()
@@ -140,6 +147,9 @@ impl Follower {
                     Ok(reply) => reply,
                     Err(error) => return Stop::from(error),
                 };
+            if reply.is_none() {
+                checked = None;
+            }
             for stream in reply.map(|r| r.keys).unwrap_or_default() {
                 let Some(index) = self
                     .positions
@@ -148,6 +158,15 @@ impl Follower {
                 else {
                     continue;
                 };
+                // A topic's first events: its epoch first (it exists by then: the
+                // script sets it with the first append), so no event of it is ever
+                // delivered under the hub's own epoch.
+                if self.positions[index].epoch.is_none() {
+                    if let Err(stop) = self.check_epochs(connection).await {
+                        return stop;
+                    }
+                    checked = Some(tokio::time::Instant::now());
+                }
                 for entry in stream.ids {
                     if let Err(stop) = self.deliver(index, entry).await {
                         return stop;
