@@ -269,14 +269,14 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
         let _ = stop.send(());
         serving.await??;
         return Ok(());
-    } else {
-        let (sink, _gateway) = publisher_sink(&hub, options.redis.as_deref())?;
-        let (events, rate) = (options.events, options.rate);
-        let publisher = std::thread::spawn(move || publish_all(&*sink, events, rate));
-        tokio::task::spawn_blocking(move || publisher.join())
-            .await?
-            .map_err(|_| "publisher panicked")?;
     }
+    // The gateway (with --redis) feeds the hub until the clients have left.
+    let (sink, _gateway) = publisher_sink(&hub, options.redis.as_deref())?;
+    let (events, rate) = (options.events, options.rate);
+    let publisher = std::thread::spawn(move || publish_all(&*sink, events, rate));
+    tokio::task::spawn_blocking(move || publisher.join())
+        .await?
+        .map_err(|_| "publisher panicked")?;
     // Wait for the clients to leave.
     while hub.stats().connections > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -345,3 +345,16 @@ async fn a_since_older_than_redis_keeps_is_announced_as_lagged() {
         "older than the gateway's own 8 came from Redis: {first}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_on_a_new_topic_reaches_a_live_client_whole() {
+    let Some(redis) = redis_server() else { return };
+    let gateway = gateway(&redis).await;
+    let mut client = gateway.server.connect().await;
+    subscribe_topic(&mut client, "backtest").await;
+    let sink = RedisSink::connect(&redis.url()).expect("sink");
+    run(&sink, "burst", 5_000);
+    let frames = frames_until(&mut client, "backtest_complete").await;
+    let seqs: Vec<u64> = frames.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=5_002).collect::<Vec<_>>());
+}

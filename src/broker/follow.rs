@@ -49,6 +49,10 @@ struct Position {
     delivered: (u64, u64),
     /// The epoch the hub has for the topic.
     epoch: Option<String>,
+    /// Whether the epochs were read once since the follower started: a topic found with
+    /// an epoch at the first read is rebuilt from its tail; one that appears later is
+    /// read whole.
+    seen: bool,
 }
 
 pub(crate) struct Follower {
@@ -75,6 +79,7 @@ impl Follower {
                 last: "0-0".into(),
                 delivered: (0, 0),
                 epoch: None,
+                seen: false,
             })
             .collect();
         Self {
@@ -191,25 +196,31 @@ impl Follower {
             .await?;
         for (index, observed) in epochs.into_iter().enumerate() {
             let known = self.positions[index].epoch.clone();
-            match (known, observed) {
-                (_, None) => self.positions[index].last = "0-0".into(),
-                (Some(known), Some(observed)) if known == observed => {}
-                (known, Some(observed)) => {
-                    if known.is_some() {
-                        self.state.update(|s| s.epoch_changes += 1);
-                    }
-                    let topic = self.positions[index].topic.clone();
-                    if known.is_some() {
-                        self.positions[index].delivered = (0, 0);
-                    }
-                    self.offer(Input::Epoch {
-                        topic,
-                        epoch: observed.clone(),
-                    })
-                    .await?;
-                    self.positions[index].epoch = Some(observed);
-                    self.rebuild(connection, index).await?;
-                }
+            let first_read = !std::mem::replace(&mut self.positions[index].seen, true);
+            let Some(observed) = observed else {
+                // No event yet, or none since Redis lost its data: from the start.
+                self.positions[index].last = "0-0".into();
+                continue;
+            };
+            if known.as_ref() == Some(&observed) {
+                continue;
+            }
+            if known.is_some() {
+                // Redis lost its data: the topic starts anew, read from its start.
+                self.state.update(|s| s.epoch_changes += 1);
+                self.positions[index].delivered = (0, 0);
+                self.positions[index].last = "0-0".into();
+            }
+            let topic = self.positions[index].topic.clone();
+            self.offer(Input::Epoch {
+                topic,
+                epoch: observed.clone(),
+            })
+            .await?;
+            self.positions[index].epoch = Some(observed);
+            if known.is_none() && first_read {
+                // The gateway starts on a stream with a past: its tail only.
+                self.rebuild(connection, index).await?;
             }
         }
         Ok(())

@@ -129,7 +129,19 @@ impl HubTask {
             let seq = match given {
                 // A broker's event read twice (a gateway reconnected): already delivered.
                 Some(seq) if seq <= state.history.head() => return false,
-                Some(seq) => state.history.advance_to(seq),
+                Some(seq) => {
+                    // Seqs the hub never got (a gateway starting on a stream's tail, or
+                    // entries trimmed before it read them) are announced to the topic's
+                    // subscribers, never silently skipped.
+                    let gap = seq - state.history.head() - 1;
+                    if gap > 0 {
+                        let subscribers = state.all.iter().chain(state.by_run.values().flatten());
+                        for (_, queue) in subscribers {
+                            queue.add_missed(&envelope.topic, gap);
+                        }
+                    }
+                    state.history.advance_to(seq)
+                }
                 None => state.history.next_seq(),
             };
             let frame = frames.frame(envelope, seq);
