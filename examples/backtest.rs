@@ -24,6 +24,10 @@
 //! (`cargo run --release --bin gateway -- --redis URL`) to serve; the example waits
 //! until every event is written before it exits, and reports the sink's counters on
 //! stderr. `--id ID` names the run.
+//!
+//! Ctrl-C or SIGTERM cancels the run: it ends with `backtest_error` ("cancelled"), which
+//! is written everywhere (Redis included) before the example exits with status 1, so a
+//! stopped worker's run does not stay "running" on the gateways.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -44,7 +48,7 @@ use backtest_stream::wire::BacktestId;
 const USAGE: &str = "usage: backtest [--data FILE.csv] [--fast N] [--slow N] [--size X] \
 [--cash X] [--bars N] [--seed N] [--mode LABEL] [--id ID] [--symbol S] [--timeframe T] \
 [--every N] [--slippage X] [--periods-per-year X] [--max-result-trades N] [--no-stream] \
-[--ws ADDR [--linger SECS]] [--redis URL] [--bar-delay-us N]";
+[--ws ADDR [--linger SECS]] [--redis URL [--redis-queue N]] [--bar-delay-us N]";
 
 const HELP: &str = "\
 Runs the SMA-crossover strategy and streams the run as JSON Lines on stdout.
@@ -70,6 +74,8 @@ Streaming:
   --linger SECS            with --ws: keep serving SECS after the run
   --redis URL              also write the run to Redis Streams (redis://HOST:PORT) for
                            gateways to serve; waits until it is written before exiting
+  --redis-queue N          with --redis: events kept while Redis is slow or away (default
+                           65536); past 3/4 of it progress is dropped (counted, announced)
   --bar-delay-us N         sleep N microseconds per bar, to watch a run
   -h, --help               this help";
 
@@ -92,6 +98,7 @@ struct Options {
     stream: bool,
     ws: Option<String>,
     redis: Option<String>,
+    redis_queue: Option<usize>,
     linger: Duration,
     bar_delay: Duration,
 }
@@ -124,6 +131,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
         stream: true,
         ws: None,
         redis: None,
+        redis_queue: None,
         linger: Duration::ZERO,
         bar_delay: Duration::ZERO,
     };
@@ -150,6 +158,9 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
     if options.ws.is_none() && !options.linger.is_zero() {
         return Err(format!("--linger needs --ws\n{USAGE}"));
     }
+    if options.redis.is_none() && options.redis_queue.is_some() {
+        return Err(format!("--redis-queue needs --redis\n{USAGE}"));
+    }
     Ok(Command::Run(Box::new(options)))
 }
 
@@ -175,6 +186,10 @@ fn set(options: &mut Options, flag: &str, value: String) -> Result<(), String> {
         }
         "--ws" => options.ws = Some(value),
         "--redis" => options.redis = Some(value),
+        "--redis-queue" => match value.parse::<usize>() {
+            Ok(events) if events >= 4 => options.redis_queue = Some(events),
+            _ => return Err(number("a count of at least 4")),
+        },
         "--linger" => {
             let secs: f64 = value.parse().map_err(|_| number("a number of seconds"))?;
             options.linger =
@@ -267,7 +282,7 @@ mod ws {
 mod broker {
     use std::time::Duration;
 
-    use backtest_stream::broker::RedisSink;
+    use backtest_stream::broker::{RedisSink, RedisSinkConfig};
 
     /// How long the example waits for its events to be written before it gives up.
     const FLUSH_WAIT: Duration = Duration::from_secs(10);
@@ -275,9 +290,14 @@ mod broker {
     pub struct Broker(RedisSink);
 
     impl Broker {
-        /// A sink writing to the Redis at `url` (it connects in the background).
-        pub fn connect(url: &str) -> Result<Self, String> {
-            RedisSink::connect(url)
+        /// A sink writing to the Redis at `url` (it connects in the background),
+        /// keeping up to `queue` events while Redis is slow or away.
+        pub fn connect(url: &str, queue: Option<usize>) -> Result<Self, String> {
+            let mut config = RedisSinkConfig::default();
+            if let Some(events) = queue {
+                config = config.queue_capacity(events);
+            }
+            RedisSink::connect_with_config(url, config)
                 .map(Self)
                 .map_err(|e| format!("--redis: {e}"))
         }
@@ -314,7 +334,7 @@ mod broker {
     pub struct Broker;
 
     impl Broker {
-        pub fn connect(_url: &str) -> Result<Self, String> {
+        pub fn connect(_url: &str, _queue: Option<usize>) -> Result<Self, String> {
             Err("--redis needs the crate's `redis` feature (--features redis)".into())
         }
         pub fn sink(&self) -> backtest_stream::sink::SharedSink {
@@ -378,7 +398,7 @@ fn run() -> Result<ExitCode, String> {
     let broker = options
         .redis
         .as_deref()
-        .map(broker::Broker::connect)
+        .map(|url| broker::Broker::connect(url, options.redis_queue))
         .transpose()?;
 
     // Block rather than drop: an example's output should be complete.
@@ -448,6 +468,7 @@ fn backtest(
         max_result_trades: options.max_result_trades,
     };
     let id = runner.id().clone();
+    cancel_on_signal(runner.cancel_token().clone());
     match runner.run(&mut ReferenceEngine::new(bars, strategy, config)) {
         Ok(report) => {
             let m = report.metrics;
@@ -469,4 +490,36 @@ fn backtest(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Cancels the run on Ctrl-C or SIGTERM (the run then ends with `backtest_error`, which
+/// the sinks write before the example exits).
+fn cancel_on_signal(token: backtest_stream::engine::CancelToken) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let signalled = runtime.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+                    return tokio::signal::ctrl_c().await.is_ok();
+                };
+                tokio::select! {
+                    interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+                    _ = terminate.recv() => true,
+                }
+            }
+            #[cfg(not(unix))]
+            tokio::signal::ctrl_c().await.is_ok()
+        });
+        if signalled {
+            eprintln!("interrupted: cancelling the run");
+            token.cancel();
+        }
+    });
 }

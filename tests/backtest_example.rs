@@ -91,6 +91,11 @@ fn bad_arguments_are_errors_that_name_the_option() {
         (&["--fast", "0"][..], "fast"),
         (&["--size", "-1"][..], "size"),
         (&["--id", ""][..], "id"),
+        (&["--redis-queue", "64"][..], "--redis-queue needs --redis"),
+        (
+            &["--redis", "redis://127.0.0.1:1", "--redis-queue", "3"][..],
+            "--redis-queue: \"3\" is not a count of at least 4",
+        ),
     ] {
         let output = backtest(args);
         assert_eq!(
@@ -277,4 +282,125 @@ fn backtest_redis_writes_the_whole_run_to_the_stream_before_exiting() {
     let output = backtest(&["--redis", "http://not-redis"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("--redis"), "{}", stderr(&output));
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_while_redis_is_down_runs_through_and_its_end_arrives_later() {
+    use redis::Commands as _;
+
+    let Some(mut redis) = broker_support::redis_server() else {
+        return;
+    };
+    redis.stop();
+    let url = redis.url();
+    let mut command = Command::new(example("backtest"));
+    command.args(["--redis", &url, "--id", "offline", "--bars", "5000"]);
+    command.args(["--every", "1", "--redis-queue", "64"]);
+    let mut worker = process_support::Watched::spawn(command);
+    // The whole run reaches stdout while Redis is still down: the backtest never
+    // waited on it.
+    worker.wait_for("\"backtest_complete\"").await;
+    let printed = worker.stdout().lines().count();
+    assert!(printed > 64, "more events than the queue holds: {printed}");
+
+    redis.restart();
+    let status = worker.wait_exit().await;
+    let stderr = worker.stderr();
+    assert!(status.success(), "{stderr}");
+    // "redis: W of A events written (P progress and O other refused, M loss markers, ...)"
+    let numbers: Vec<u64> = stderr
+        .lines()
+        .find(|line| line.starts_with("redis: "))
+        .unwrap_or_else(|| panic!("no report in {stderr}"))
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [
+        written,
+        accepted,
+        progress_refused,
+        other_refused,
+        markers,
+        ..,
+    ] = numbers[..]
+    else {
+        panic!("{stderr}")
+    };
+    assert_eq!(written, accepted, "{stderr}");
+    assert!(
+        progress_refused > 0,
+        "the full queue dropped progress: {stderr}"
+    );
+    assert!(markers >= 1, "{stderr}");
+
+    let mut entries = Vec::new();
+    for topic in ["backtest", "logs"] {
+        let key = format!("backtest-stream:{{{topic}}}:stream");
+        let reply: redis::streams::StreamRangeReply =
+            redis.connection().xrange_all(key).expect("xrange");
+        entries.extend(reply.ids);
+    }
+    let mut events = Vec::new();
+    let mut lost = 0;
+    for entry in &entries {
+        if let Some(value) = entry.map.get("e") {
+            let json: String = redis::from_redis_value(value.clone()).expect("text");
+            events.push(Event::from_json(&json).unwrap_or_else(|e| panic!("{json}: {e}")));
+        } else {
+            let value = entry.map.get("m").expect("an event or a loss marker");
+            let json: String = redis::from_redis_value(value.clone()).expect("text");
+            let marker: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+            lost += marker["missed"].as_u64().expect("a missed count");
+        }
+    }
+    let kinds: Vec<EventKind> = events.iter().map(Event::kind).collect();
+    assert_eq!(kinds.first(), Some(&EventKind::BacktestStart));
+    let ends = kinds.iter().filter(|k| **k == EventKind::BacktestComplete);
+    assert_eq!(ends.count(), 1, "the run's end, once");
+    assert_eq!(events.len() as u64, written);
+    assert_eq!(
+        lost,
+        progress_refused + other_refused,
+        "every drop is announced in the streams: {stderr}"
+    );
+}
+
+#[cfg(all(feature = "redis", unix))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_ends_its_run_with_an_error_in_redis() {
+    use redis::Commands as _;
+
+    let Some(redis) = broker_support::redis_server() else {
+        return;
+    };
+    let url = redis.url();
+    let mut command = Command::new(example("backtest"));
+    command.args(["--redis", &url, "--id", "stopped", "--bars", "100000"]);
+    command.args(["--bar-delay-us", "200"]);
+    let mut worker = process_support::Watched::spawn(command);
+    worker.wait_for("\"backtest_progress\"").await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = worker.wait_exit().await;
+    let stderr = worker.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: cancelling the run"),
+        "{stderr}"
+    );
+
+    let reply: redis::streams::StreamRangeReply = redis
+        .connection()
+        .xrange_all("backtest-stream:{backtest}:stream")
+        .expect("xrange");
+    let last = reply.ids.last().expect("entries");
+    let json: String =
+        redis::from_redis_value(last.map.get("e").expect("an event").clone()).expect("text");
+    let event = Event::from_json(&json).expect("an event");
+    assert_eq!(event.kind(), EventKind::BacktestError, "{json}");
+    assert!(json.contains("cancel"), "{json}");
 }

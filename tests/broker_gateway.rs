@@ -2,7 +2,8 @@
 //! (hubs fed by the broker) serve WebSocket clients. Several gateways give identical
 //! streams; a client resumes on another gateway without gap or duplicate; a gateway
 //! started late rebuilds its state; one cut from Redis says so and catches up; loss
-//! markers reach clients as `lagged`; a Redis that lost its data starts a new epoch.
+//! markers reach clients as `lagged`; a Redis that lost its data starts a new epoch; a
+//! subscribe is confirmed only with the epoch the broker's events carry.
 #![cfg(all(feature = "redis", feature = "server"))]
 
 mod broker_support;
@@ -15,6 +16,7 @@ use backtest_stream::server::ServerConfig;
 use backtest_stream::sink::ProgressSink;
 use backtest_stream::wire::{Envelope, Event, Topic};
 use broker_support::{RedisServer, redis_server};
+use futures::SinkExt;
 use serde_json::{Value, json};
 use server_support::*;
 
@@ -142,6 +144,65 @@ async fn a_client_resumes_on_another_gateway_without_gap_or_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_came_before_any_event_resumes_on_another_gateway() {
+    let Some(redis) = redis_server() else { return };
+    // Both gateways start on an empty Redis, and the client subscribes before any
+    // worker wrote: the epoch it is given is the one the events will carry.
+    let (one, two) = (gateway(&redis).await, gateway(&redis).await);
+    let mut client = one.server.connect().await;
+    let confirmed = subscribe_topic(&mut client, "backtest").await;
+    let epoch = confirmed["epoch"].as_str().expect("epoch").to_owned();
+    let mut other = two.server.connect().await;
+    let on_two = subscribe_topic(&mut other, "backtest").await;
+    assert_eq!(
+        on_two["epoch"],
+        epoch.as_str(),
+        "one epoch on both gateways"
+    );
+
+    let sink = RedisSink::connect(&redis.url()).expect("sink");
+    publish(&sink, start("early"));
+    sink.flush_within(WAIT).expect("written");
+    assert_eq!(recv(&mut client).await["seq"], 1);
+    drop(client);
+    run(&sink, "early-2", 3);
+    let mut client = two.server.connect().await;
+    let request = json!({"action":"subscribe","topic":"backtest","since":1,"epoch":epoch});
+    let confirmed = subscribe(&mut client, request).await;
+    assert_eq!(confirmed["recovered"], true, "{confirmed}");
+    let rest = frames_until(&mut client, "backtest_complete").await;
+    let seqs: Vec<u64> = rest.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert_eq!(seqs, (2..=6).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_waits_while_the_gateway_cannot_learn_the_epoch() {
+    if redis_server().is_none() {
+        return;
+    }
+    let mut redis = RedisServer::start(true);
+    redis.stop();
+    let gateway = gateway(&redis).await;
+    let mut client = gateway.server.connect().await;
+    client
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"action":"subscribe","topic":"backtest"}).to_string(),
+        ))
+        .await
+        .expect("send");
+    // No confirmation while Redis is away: it could only carry a made-up epoch.
+    let early = tokio::time::timeout(Duration::from_millis(500), recv(&mut client)).await;
+    assert!(early.is_err(), "confirmed without an epoch: {early:?}");
+    redis.restart();
+    let confirmed = recv(&mut client).await;
+    assert_eq!(confirmed["type"], "subscription_confirmed", "{confirmed}");
+    let epoch: String =
+        redis::Commands::get(&mut redis.connection(), "backtest-stream:{backtest}:epoch")
+            .expect("the epoch in Redis");
+    assert_eq!(confirmed["epoch"], epoch.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_started_late_rebuilds_history_and_snapshot() {
     let Some(redis) = redis_server() else { return };
     let sink = RedisSink::connect(&redis.url()).expect("sink");
@@ -212,9 +273,11 @@ async fn a_gateway_cut_from_redis_says_so_and_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_markers_reach_clients_as_lagged_before_the_next_event() {
-    let Some(mut redis) = redis_server() else {
+    if redis_server().is_none() {
         return;
-    };
+    }
+    // Persistent: the restart below keeps the topic's epoch (the client's stays valid).
+    let mut redis = RedisServer::start(true);
     let gateway = gateway(&redis).await;
     let mut client = gateway.server.connect().await;
     subscribe_topic(&mut client, "backtest").await;
@@ -308,6 +371,17 @@ async fn a_since_older_than_the_gateways_history_is_served_from_redis() {
         (11..=100).collect::<Vec<_>>(),
         "from Redis, then the history"
     );
+    let replays = server.hub.stats().replays;
+    assert_eq!((replays.from_archive, replays.from_history), (1, 0));
+    // A since the history holds is answered from it alone.
+    let mut recent = server.connect().await;
+    subscribe(
+        &mut recent,
+        json!({"action":"subscribe","topic":"backtest","since":95}),
+    )
+    .await;
+    assert_eq!(recv(&mut recent).await["seq"], 96);
+    assert_eq!(server.hub.stats().replays.from_history, 1);
     // A run filter is applied to what comes from Redis too.
     let mut filtered = server.connect().await;
     let request = json!({"action":"subscribe","topic":"backtest","backtest_id":"deep","since":0});

@@ -55,4 +55,20 @@ async fn a_scrape_reads_the_hubs_figures_at_that_moment() {
         "{text}"
     );
     assert!(after.contains_key(r#"backtest_stream_access_refused_total{reason="forbidden"}"#));
+
+    // A subscribe with since is counted as a replay from the history.
+    let mut late = server.connect().await;
+    let request = serde_json::json!({"action":"subscribe","topic":"backtest","since":1});
+    server_support::subscribe(&mut late, request).await;
+    assert_eq!(recv(&mut late).await["seq"], 2);
+    let text = metrics.text();
+    let replays = samples(&text);
+    assert_eq!(
+        replays[r#"backtest_stream_replays_total{source="history"}"#], 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        replays[r#"backtest_stream_replays_total{source="redis"}"#],
+        0.0
+    );
 }

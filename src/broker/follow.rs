@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
-use ::redis::{AsyncCommands, AsyncConnectionConfig, Client, Value};
+use ::redis::{AsyncCommands, AsyncConnectionConfig, Client, Script, Value};
 use serde::Deserialize;
 
 use crate::broker::gateway::{FollowState, GatewayConfig};
-use crate::broker::script::TopicKeys;
+use crate::broker::script::{ENSURE_EPOCH, TopicKeys};
 use crate::server::{Hub, Input};
 use crate::wire::{BacktestId, Envelope, Event, Topic};
 
@@ -61,6 +61,7 @@ pub(crate) struct Follower {
     state: Arc<FollowState>,
     config: GatewayConfig,
     positions: Vec<Position>,
+    ensure: Script,
 }
 
 impl Follower {
@@ -88,12 +89,14 @@ impl Follower {
             state,
             config,
             positions,
+            ensure: Script::new(ENSURE_EPOCH),
         }
     }
 
     /// Follows until the hub shuts down, reconnecting with backoff.
     pub(crate) async fn run(mut self) {
         let mut backoff = FIRST_BACKOFF;
+        let mut connected_before = false;
         loop {
             let timeout = self.config.block + Duration::from_secs(5);
             let config = AsyncConnectionConfig::new()
@@ -106,6 +109,9 @@ impl Follower {
             {
                 Ok(mut connection) => {
                     backoff = FIRST_BACKOFF;
+                    if std::mem::replace(&mut connected_before, true) {
+                        self.state.update(|s| s.reconnects += 1);
+                    }
                     self.follow(&mut connection).await
                 }
                 Err(error) => Stop::from(error),
@@ -185,15 +191,22 @@ impl Follower {
     /// stream's tail; a changed epoch (the broker lost its data) starts it anew; a
     /// missing one (no event since the loss) reads its stream from the start.
     async fn check_epochs(&mut self, connection: &mut MultiplexedConnection) -> Result<(), Stop> {
-        let keys: Vec<&str> = self
-            .positions
-            .iter()
-            .map(|p| p.keys.epoch.as_str())
-            .collect();
-        let epochs: Vec<Option<String>> = ::redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(connection)
-            .await?;
+        // The epochs (made when a topic has none yet, so that clients are never given
+        // one its events will not carry) and, for the broker lag, the counters.
+        let (mut epochs, mut counters) = (Vec::new(), Vec::new());
+        for index in 0..self.positions.len() {
+            let keys = &self.positions[index].keys;
+            let fresh = uuid::Uuid::new_v4().to_string();
+            let (epoch, counter): (String, Option<String>) = self
+                .ensure
+                .key(&keys.seq)
+                .key(&keys.epoch)
+                .arg(fresh)
+                .invoke_async(connection)
+                .await?;
+            epochs.push(Some(epoch));
+            counters.push(counter);
+        }
         for (index, observed) in epochs.into_iter().enumerate() {
             let known = self.positions[index].epoch.clone();
             let first_read = !std::mem::replace(&mut self.positions[index].seen, true);
@@ -223,7 +236,23 @@ impl Follower {
                 self.rebuild(connection, index).await?;
             }
         }
+        self.note_lag(&counters);
         Ok(())
+    }
+
+    /// Records how far each topic's counter in Redis is ahead of what was read.
+    fn note_lag(&self, counters: &[Option<String>]) {
+        let behind = self
+            .positions
+            .iter()
+            .zip(counters)
+            .map(|(position, counter)| {
+                let numbered = counter.as_deref().and_then(|c| c.parse::<u64>().ok());
+                let lag = numbered.unwrap_or(0).saturating_sub(position.delivered.0);
+                (position.topic.clone(), lag)
+            });
+        let behind = behind.collect();
+        self.state.update(|s| s.behind = behind);
     }
 
     /// Reads the last `tail` entries of a topic's stream into the hub.

@@ -120,8 +120,14 @@ pub struct GatewayStats {
     pub failures: u64,
     /// The last failure, if any.
     pub last_error: Option<String>,
+    /// Connections to Redis made again after a failure.
+    pub reconnects: u64,
     /// The last seq read, per topic.
     pub last_seq: BTreeMap<Topic, u64>,
+    /// The broker lag: events numbered in Redis that the gateway had not yet read, per
+    /// topic, as of its last look at the topics' counters (at most `block` ago while
+    /// connected).
+    pub behind: BTreeMap<Topic, u64>,
 }
 
 /// What the follower reports, shared with the gateway.

@@ -38,6 +38,21 @@ redis.call('SET', KEYS[4], ARGV[3], 'EX', 86400)
 return {first, epoch}
 ";
 
+/// `KEYS`: seq, epoch. `ARGV`: a fresh epoch. Makes sure the topic has an epoch (and a
+/// counter), with the rule of [`APPEND`]: a topic without an epoch, or that lost its
+/// counter, gets the fresh one (and a counter at 0 when it had none). A gateway calls it
+/// before serving a topic, so that the epoch its clients are given is the one the
+/// workers' events will carry. Returns the epoch and the counter (the last seq given).
+pub(crate) const ENSURE_EPOCH: &str = r"
+local epoch = redis.call('GET', KEYS[2])
+if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+  redis.call('SET', KEYS[1], 0, 'NX')
+end
+return {epoch, redis.call('GET', KEYS[1])}
+";
+
 /// The keys of one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TopicKeys {

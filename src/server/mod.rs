@@ -97,4 +97,4 @@ pub use listener::Server;
 #[cfg(feature = "redis")]
 pub(crate) use shared::{Command, Input};
 pub use sink::HubSink;
-pub use stats::{AccessEvents, ConnectionEvents, DroppedFrames, ServerStats};
+pub use stats::{AccessEvents, ConnectionEvents, DroppedFrames, ReplayEvents, ServerStats};

@@ -34,6 +34,8 @@ pub(crate) struct Counters {
     pub upgrades_rate_limited: AtomicU64,
     pub subject_limit: AtomicU64,
     pub replay_budget_spent: AtomicU64,
+    pub replays_from_history: AtomicU64,
+    pub replays_from_archive: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -126,6 +128,17 @@ pub struct AccessEvents {
     pub replay_budget_spent: u64,
 }
 
+/// Subscribes with a `since`, by where their replay came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplayEvents {
+    /// Answered from the hub's own history (its ring) alone.
+    pub from_history: u64,
+    /// Older than the history: the missing part was fetched from the archive (a
+    /// gateway's Redis streams) before the history's part.
+    pub from_archive: u64,
+}
+
 /// A view of the hub's state and counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -143,6 +156,8 @@ pub struct ServerStats {
     pub connection_events: ConnectionEvents,
     /// Authentication and rate-limit refusals.
     pub access: AccessEvents,
+    /// Replays served, by source.
+    pub replays: ReplayEvents,
 }
 
 impl Counters {
@@ -180,6 +195,10 @@ impl Counters {
                 upgrades_rate_limited: get(&self.upgrades_rate_limited),
                 subject_limit: get(&self.subject_limit),
                 replay_budget_spent: get(&self.replay_budget_spent),
+            },
+            replays: ReplayEvents {
+                from_history: get(&self.replays_from_history),
+                from_archive: get(&self.replays_from_archive),
             },
         }
     }

@@ -76,8 +76,12 @@ pub(crate) struct Subscriptions {
     cursors: HashMap<u64, Vec<ReplayCursor>>,
     /// Where events older than the history can be fetched (a gateway's broker).
     archive: Option<Arc<dyn Archive>>,
-    /// Subscribes waiting for the archive, by connection and topic.
+    /// Subscribes waiting for the archive, or for their topic's epoch, by connection
+    /// and topic.
     fetches: HashMap<(u64, Topic), Joining>,
+    /// Those of `fetches` that wait for their topic's epoch (a hub fed by a broker
+    /// confirms a subscribe only once it knows the epoch the broker's events carry).
+    awaiting_epoch: Vec<(u64, Topic)>,
 }
 
 impl Subscriptions {
@@ -89,6 +93,7 @@ impl Subscriptions {
             cursors: HashMap::new(),
             archive: None,
             fetches: HashMap::new(),
+            awaiting_epoch: Vec::new(),
         }
     }
 
@@ -166,24 +171,28 @@ impl Subscriptions {
     /// it cannot be honoured, and load the state again.
     pub(crate) fn set_epoch(&mut self, topic: &Topic, epoch: String) {
         let state = topic_state(&mut self.topics, &self.shared, topic);
-        match &state.epoch {
-            Some(known) if *known == epoch => return,
-            Some(_) => {
-                state.history = TopicHistory::new(self.shared.config.history_limits());
-                let subscribers = state.all.iter().chain(state.by_run.values().flatten());
-                for (_, queue) in subscribers {
-                    queue.request_close(CloseCode::GoingAway, true);
-                }
-            }
-            None => {}
+        if state.epoch.as_ref() == Some(&epoch) {
+            return;
+        }
+        // A new epoch: the history is of the old one. Subscribers were given the old
+        // epoch (or, before the topic had one, the hub's): they are closed with 1001 and
+        // resume against the new one (told `recovered: false`).
+        if state.epoch.is_some() {
+            state.history = TopicHistory::new(self.shared.config.history_limits());
+        }
+        let subscribers = state.all.iter().chain(state.by_run.values().flatten());
+        for (_, queue) in subscribers {
+            queue.request_close(CloseCode::GoingAway, true);
         }
         state.epoch = Some(epoch);
+        self.epoch_known(topic);
     }
 
     /// A connection is gone: forgets it and its subscriptions.
     pub(crate) fn remove(&mut self, id: u64) {
         self.cursors.remove(&id);
         self.fetches.retain(|(conn, _), _| *conn != id);
+        self.awaiting_epoch.retain(|(conn, _)| *conn != id);
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
@@ -315,10 +324,7 @@ impl Subscriptions {
             link,
             is_new,
         };
-        // A `since` older than the history may be fetched from an archive first.
-        if let Some(joining) = self.fetch_older(id, joining) {
-            self.catch_up(id, joining, None);
-        }
+        self.proceed(id, joining);
     }
 
     /// Confirms a subscribe, sends what it asked for before live delivery (what an
@@ -354,6 +360,13 @@ impl Subscriptions {
         if queue.push_reply(reply_frame(&confirmation)) == Pushed::Overflow {
             self.close_slow(id);
             return;
+        }
+        if request.since.is_some() {
+            let counters = &self.shared.counters;
+            bump(match fetched {
+                Some(_) => &counters.replays_from_archive,
+                None => &counters.replays_from_history,
+            });
         }
         let (mut lagged, mut bytes) = (0, 0);
         if let Some(fetched) = fetched {

@@ -34,6 +34,11 @@ impl Watched {
         }
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stdout(&self) -> String {
         self.stdout.lock().expect("stdout lock").clone()
     }

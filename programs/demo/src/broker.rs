@@ -37,6 +37,11 @@ impl Broker {
         &self._gateway
     }
 
+    /// The Redis sink itself (for its metrics).
+    pub fn redis_sink(&self) -> &RedisSink {
+        &self.sink
+    }
+
     /// The sink the runs and the log bridge publish to.
     pub fn sink(&self) -> SharedSink {
         Arc::new(self.sink.clone())

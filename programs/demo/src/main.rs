@@ -259,11 +259,13 @@ fn announce(addr: SocketAddr, dev_token: Option<&str>, auth: bool) {
     let _ = out.flush();
 }
 
-/// The metrics of the hub, with its gateway's under `--redis`.
+/// The metrics of the hub, with its gateway's and its Redis sink's under `--redis`.
 fn stream_metrics(hub: &Hub, broker: Option<&broker::Broker>) -> StreamMetrics {
     let metrics = StreamMetrics::new(hub);
     match broker {
-        Some(broker) => metrics.with_gateway(broker.gateway()),
+        Some(broker) => metrics
+            .with_gateway(broker.gateway())
+            .with_redis_sink(broker.redis_sink()),
         None => metrics,
     }
 }

@@ -108,6 +108,28 @@ async fn with_redis_a_run_started_over_rest_reaches_ws_through_the_stream() {
         run["results"]["final_balance"],
         frames.last().unwrap()["data"]["final_balance"]
     );
+
+    // /metrics has the Redis sink's figures and the gateway's beside the hub's.
+    let (status, text) = demo_support::http(demo.addr, "GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let sample = |name: &str| {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+    };
+    let written = sample("backtest_stream_redis_sink_written_total");
+    assert!(written >= frames.len() as f64, "{written}");
+    assert_eq!(sample("backtest_stream_redis_sink_connected"), 1.0);
+    assert_eq!(
+        sample(r#"backtest_stream_redis_sink_refused_total{kind="terminal"}"#),
+        0.0
+    );
+    assert!(sample("backtest_stream_gateway_events_total") >= frames.len() as f64);
 }
 
 #[test]

@@ -221,7 +221,19 @@ async fn two_gateways_give_their_clients_identical_frames_and_count_them() {
             get(r#"backtest_stream_dropped_total{reason="lagged"}"#),
             0.0
         );
+        assert_eq!(get("backtest_stream_gateway_reconnects_total"), 0.0);
+        assert_eq!(get(r#"backtest_stream_replays_total{source="redis"}"#), 0.0);
     }
+    // The broker lag falls to 0 once the gateway has read everything (it looks at the
+    // counters after a read that found nothing, 1 s at most after the run).
+    let lag = r#"backtest_stream_gateway_behind{topic="backtest"}"#;
+    for _ in 0..100 {
+        if one.metrics().await.get(lag) == Some(&0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(one.metrics().await.get(lag), Some(&0.0));
 
     // A gateway started after the run rebuilds it from the stream's tail.
     let three = gateway(&url, &[]).await;
@@ -265,6 +277,8 @@ async fn healthz_follows_redis_going_away_and_coming_back() {
     publish_run(&sink, "after-restart", 3);
     let frames = frames_until_complete(&mut client).await;
     assert_eq!(frames.len(), 5);
+    let metrics = gateway.metrics().await;
+    assert!(metrics["backtest_stream_gateway_reconnects_total"] >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,11 +2,13 @@
 //! per run, the runs' log lines and a results table when a run ends.
 //!
 //! ```text
-//! cargo run --release --bin watch -- [URL] [--backtest-id ID] [--exit-after-complete SECS]
+//! cargo run --release --bin watch -- [URL...] [--backtest-id ID] [--exit-after-complete SECS]
 //!     [--token JWT] [--level LEVEL] [--quiet]
 //! ```
 //!
-//! `URL` defaults to `ws://127.0.0.1:8000/ws`. The watcher subscribes to topic
+//! `URL` defaults to `ws://127.0.0.1:8000/ws`. Several URLs name gateways of one Redis
+//! (they number events alike): the watcher connects to the first that answers, and when
+//! a connection is lost it resumes on the next one in turn. The watcher subscribes to topic
 //! `backtest` (one run only with `--backtest-id`) asking for a snapshot, so a run that is
 //! already going shows at once. When the connection drops it reconnects with backoff and
 //! resumes where it was (`since` + `epoch`); when the server cannot resume (it restarted,
@@ -51,14 +53,15 @@ use tokio::time::Instant;
 use crate::session::{Ended, Outcome, Session, Socket, connect};
 use crate::view::{Filter, View};
 
-const USAGE: &str = "usage: watch [URL] [--backtest-id ID] [--exit-after-complete SECS] [--token JWT] [--level trace|debug|info|warning|error] [--quiet]   (URL default: ws://127.0.0.1:8000/ws; the token also from BACKTEST_STREAM_TOKEN)";
+const USAGE: &str = "usage: watch [URL...] [--backtest-id ID] [--exit-after-complete SECS] [--token JWT] [--level trace|debug|info|warning|error] [--quiet]   (URL default: ws://127.0.0.1:8000/ws; several URLs: gateways to fail over between; the token also from BACKTEST_STREAM_TOKEN)";
 const DEFAULT_URL: &str = "ws://127.0.0.1:8000/ws";
 /// First and longest wait between two reconnection attempts.
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 struct Options {
-    url: String,
+    /// The servers, tried in turn (at least one).
+    urls: Vec<String>,
     backtest_id: Option<BacktestId>,
     exit_after_complete: Option<Duration>,
     token: Option<String>,
@@ -75,7 +78,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
     use lexopt::prelude::*;
 
     let mut options = Options {
-        url: DEFAULT_URL.into(),
+        urls: Vec::new(),
         backtest_id: None,
         exit_after_complete: None,
         token: std::env::var("BACKTEST_STREAM_TOKEN")
@@ -86,7 +89,6 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
             quiet: false,
         },
     };
-    let mut url = None;
     let mut parser =
         lexopt::Parser::from_iter(std::iter::once(OsString::from("watch")).chain(args));
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
@@ -123,17 +125,19 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
                 options.filter.level = level(&value)?;
             }
             Short('q') | Long("quiet") => options.filter.quiet = true,
-            Value(value) if url.is_none() => url = Some(value.string().map_err(|e| e.to_string())?),
-            Value(value) => return Err(format!("unexpected argument {value:?}\n{USAGE}")),
+            Value(value) => {
+                let url = value.string().map_err(|e| e.to_string())?;
+                if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                    return Err(format!("{url:?} is not a ws:// URL\n{USAGE}"));
+                }
+                options.urls.push(url);
+            }
             Short(flag) => return Err(format!("unknown option -{flag}\n{USAGE}")),
             Long(flag) => return Err(format!("unknown option --{flag}\n{USAGE}")),
         }
     }
-    if let Some(url) = url {
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(format!("{url:?} is not a ws:// URL\n{USAGE}"));
-        }
-        options.url = url;
+    if options.urls.is_empty() {
+        options.urls.push(DEFAULT_URL.into());
     }
     Ok(Command::Watch(options))
 }
@@ -187,10 +191,10 @@ fn main() -> ExitCode {
 
 /// Connects, follows the stream and reconnects until told to stop.
 async fn watch(options: Options) -> ExitCode {
-    let mut socket = match connect(&options.url).await {
-        Ok(socket) => socket,
+    let (mut socket, mut current) = match connect_first(&options.urls).await {
+        Ok(connected) => connected,
         Err(error) => {
-            eprintln!("error: cannot connect to {}: {}", options.url, error.reason);
+            eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -198,10 +202,12 @@ async fn watch(options: Options) -> ExitCode {
     let grace = options.exit_after_complete;
     let run = options.backtest_id.clone();
     let mut session = Session::new(view, run, options.token.clone(), grace);
-    session.view.note(&format!("connected to {}", options.url));
+    session
+        .view
+        .note(&format!("connected to {}", options.urls[current]));
     loop {
         let outcome = session.follow(&mut socket).await;
-        let backoff = match after(&options, &session, outcome) {
+        let backoff = match after(&options.urls[current], &session, outcome) {
             Next::Exit(code) => {
                 let _ = socket.close(None).await;
                 session.view.finish();
@@ -209,22 +215,35 @@ async fn watch(options: Options) -> ExitCode {
             }
             Next::Reconnect(backoff) => backoff,
         };
-        match reconnect(&options.url, &session.view, backoff).await {
-            Ok(Some(again)) => socket = again,
+        match reconnect(&options.urls, current, &session.view, backoff).await {
+            Ok(Some((again, index))) => (socket, current) = (again, index),
             Ok(None) => {
                 session.view.finish();
                 return ExitCode::SUCCESS;
             }
             Err(reason) => {
                 session.view.finish();
-                eprintln!("error: {} refused the connection: {reason}", options.url);
+                eprintln!("error: {reason}");
                 return ExitCode::FAILURE;
             }
         }
         session
             .view
-            .notice(&format!("reconnected to {}", options.url));
+            .notice(&format!("reconnected to {}", options.urls[current]));
     }
+}
+
+/// The first of `urls` that accepts a connection, with its index; the last error when
+/// none does.
+async fn connect_first(urls: &[String]) -> Result<(Socket, usize), String> {
+    let mut last = String::new();
+    for (index, url) in urls.iter().enumerate() {
+        match connect(url).await {
+            Ok(socket) => return Ok((socket, index)),
+            Err(error) => last = format!("cannot connect to {url}: {}", error.reason),
+        }
+    }
+    Err(last)
 }
 
 /// What to do once a connection ended.
@@ -234,8 +253,7 @@ enum Next {
     Reconnect(Duration),
 }
 
-fn after(options: &Options, session: &Session, outcome: Result<Outcome, Ended>) -> Next {
-    let url = &options.url;
+fn after(url: &str, session: &Session, outcome: Result<Outcome, Ended>) -> Next {
     let fail = |message: String| {
         eprintln!("error: {message}");
         Next::Exit(ExitCode::FAILURE)
@@ -274,14 +292,16 @@ fn after(options: &Options, session: &Session, outcome: Result<Outcome, Ended>) 
     }
 }
 
-/// Reconnects with backoff, starting with `backoff`; `Ok(None)` when
-/// `--exit-after-complete` was satisfied first, `Err` when the server refuses the
-/// request itself (trying again would not help).
+/// Reconnects with backoff, starting with `backoff`, to the servers in turn from the
+/// one after `current`; `Ok(None)` when `--exit-after-complete` was satisfied first,
+/// `Err` when a server refuses the request itself (trying again would not help).
 async fn reconnect(
-    url: &str,
+    urls: &[String],
+    current: usize,
     view: &View,
     mut backoff: Duration,
-) -> Result<Option<Socket>, String> {
+) -> Result<Option<(Socket, usize)>, String> {
+    let mut index = current;
     loop {
         let wake = Instant::now() + backoff;
         while Instant::now() < wake {
@@ -290,17 +310,18 @@ async fn reconnect(
             }
             tokio::time::sleep_until(wake.min(Instant::now() + Duration::from_millis(100))).await;
         }
-        match connect(url).await {
-            Ok(socket) => return Ok(Some(socket)),
-            Err(error) if error.fatal => return Err(error.reason),
-            Err(error) => {
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                view.notice(&format!(
-                    "cannot reconnect: {}; next try in {:.2} s",
-                    error.reason,
-                    backoff.as_secs_f64()
-                ));
+        for _ in 0..urls.len() {
+            index = (index + 1) % urls.len();
+            let url = &urls[index];
+            match connect(url).await {
+                Ok(socket) => return Ok(Some((socket, index))),
+                Err(error) if error.fatal => {
+                    return Err(format!("{url} refused the connection: {}", error.reason));
+                }
+                Err(error) => view.notice(&format!("cannot reconnect to {url}: {}", error.reason)),
             }
         }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        view.notice(&format!("next try in {:.2} s", backoff.as_secs_f64()));
     }
 }

@@ -266,6 +266,53 @@ async fn watcher_resumes_after_a_dropped_connection_without_losing_or_repeating_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_fails_over_to_its_next_url_and_resumes_there() {
+    // Two ways to one stream, as two gateways of one Redis are (same seq, same epoch).
+    let server = TestServer::start(ServerConfig::default()).await;
+    let (first, second) = (
+        Relay::start(server.addr).await,
+        Relay::start(server.addr).await,
+    );
+    let urls = [first.addr, second.addr].map(|addr| format!("ws://{addr}/ws"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_watch"));
+    command.args(&urls).args(["--exit-after-complete", "0.3"]);
+    let mut watch = Watched::spawn(command);
+    server
+        .wait_stats(|s| s.subscriptions.get(&Topic::BACKTEST) == Some(&1))
+        .await;
+    let run = "failed-over";
+    server.publish(Topic::BACKTEST, start(run));
+    server.publish(Topic::BACKTEST, log(run, LogLevel::Info, "line-on-first"));
+    watch.wait_for("line-on-first").await;
+
+    // The first "gateway" dies for good; what is published meanwhile comes from the second.
+    first.cut();
+    server.wait_stats(|s| s.connections == 0).await;
+    for n in 1..=3 {
+        let line = format!("line-while-moving-{n}");
+        server.publish(Topic::BACKTEST, log(run, LogLevel::Info, &line));
+    }
+    watch.wait_for(&format!("reconnected to {}", urls[1])).await;
+    watch.wait_for("line-while-moving-3").await;
+    server.publish(Topic::BACKTEST, complete(run, 12_345.67));
+    let status = watch.wait_exit().await;
+    let out = watch.stdout();
+    assert!(status.success(), "exit {status}\n{out}\n{}", watch.stderr());
+    assert!(
+        !out.contains("loading its current state"),
+        "resumed, not reloaded: {out}"
+    );
+    for line in [
+        "line-on-first",
+        "line-while-moving-1",
+        "line-while-moving-3",
+    ] {
+        assert_eq!(occurrences(&out, line), 1, "{line} once in:\n{out}");
+    }
+    assert!(out.contains("12345.67"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_reports_missed_events_and_reloads_when_the_history_no_longer_reaches_back() {
     let history = 4;
     let server = TestServer::start(ServerConfig::default().history_size(history)).await;

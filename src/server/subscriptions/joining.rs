@@ -18,6 +18,36 @@ impl Subscriptions {
         self.archive = Some(archive);
     }
 
+    /// Goes on with a subscribe whose filter is recorded: in a hub fed by a broker (one
+    /// with an archive), it waits until the topic's epoch is known; then a `since` older
+    /// than the history is fetched from the archive first; then it is confirmed.
+    pub(super) fn proceed(&mut self, id: u64, joining: Joining) {
+        let topic = &joining.request.topic;
+        let epoch_unknown = self.topics.get(topic).is_none_or(|s| s.epoch.is_none());
+        if self.archive.is_some() && epoch_unknown {
+            let key = (id, topic.clone());
+            self.awaiting_epoch.push(key.clone());
+            self.fetches.insert(key, joining);
+            return;
+        }
+        if let Some(joining) = self.fetch_older(id, joining) {
+            self.catch_up(id, joining, None);
+        }
+    }
+
+    /// The epoch of `topic` is known: the subscribes that waited for it go on.
+    pub(super) fn epoch_known(&mut self, topic: &Topic) {
+        let (ready, waiting) = std::mem::take(&mut self.awaiting_epoch)
+            .into_iter()
+            .partition(|(_, t)| t == topic);
+        self.awaiting_epoch = waiting;
+        for key in ready {
+            if let Some(joining) = self.fetches.remove(&key) {
+                self.proceed(key.0, joining);
+            }
+        }
+    }
+
     /// With an archive, a `since` (of this epoch) older than the topic's history asks
     /// the archive for the part the history lacks, up to the client's queue capacity,
     /// and the subscribe waits for it (`None`); else the subscribe goes on at once.

@@ -1,6 +1,7 @@
-//! The hub's figures, and a gateway's, as Prometheus metrics (feature `metrics`), on the
-//! official `prometheus-client`: a [`Collector`] that reads [`Hub::stats`] (and
-//! [`Gateway::stats`](crate::broker::Gateway::stats)) at each scrape, so nothing is
+//! The hub's figures, and a gateway's or a Redis sink's, as Prometheus metrics (feature
+//! `metrics`), on the official `prometheus-client`: a [`Collector`] that reads
+//! [`Hub::stats`] (and [`Gateway::stats`](crate::broker::Gateway::stats),
+//! [`RedisSink::stats`](crate::broker::RedisSink::stats)) at each scrape, so nothing is
 //! counted twice.
 //!
 //! ```
@@ -26,19 +27,26 @@ use prometheus_client::registry::Registry;
 use crate::server::hub::Hub;
 use crate::server::stats::ServerStats;
 
+#[cfg(feature = "redis")]
+mod broker;
+
 /// The `Content-Type` of [`StreamMetrics::text`] (the Prometheus text format).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The metrics of a hub (and of the gateway that feeds it, if any): connections,
-/// subscriptions per topic, events published, drops by reason, connections closed and
-/// access refusals by reason; for a gateway, whether it reaches Redis, the entries it
-/// read, its failures (each followed by a reconnection), epoch changes and the last seq
-/// of each topic.
+/// The metrics of a hub (and of the gateway that feeds it, or the Redis sink it writes
+/// to, if any): connections, subscriptions per topic, events published, drops by
+/// reason, connections closed and access refusals by reason, replays by source (the
+/// hub's history or Redis); for a gateway, whether it reaches Redis, the entries it
+/// read, its failures and reconnections, epoch changes, the last seq of each topic and
+/// how far behind Redis it is; for a Redis sink, the events it took, wrote and refused,
+/// its loss markers and failures.
 #[derive(Clone)]
 pub struct StreamMetrics {
     hub: Hub,
     #[cfg(feature = "redis")]
     gateway: Option<std::sync::Arc<crate::broker::FollowState>>,
+    #[cfg(feature = "redis")]
+    sink: Option<crate::broker::RedisSink>,
 }
 
 impl fmt::Debug for StreamMetrics {
@@ -54,6 +62,8 @@ impl StreamMetrics {
             hub: hub.clone(),
             #[cfg(feature = "redis")]
             gateway: None,
+            #[cfg(feature = "redis")]
+            sink: None,
         }
     }
 
@@ -61,6 +71,14 @@ impl StreamMetrics {
     #[cfg(feature = "redis")]
     pub fn with_gateway(mut self, gateway: &crate::broker::Gateway) -> Self {
         self.gateway = Some(gateway.state());
+        self
+    }
+
+    /// With the metrics of a Redis sink the application publishes to (the demo's runs
+    /// under `--redis`).
+    #[cfg(feature = "redis")]
+    pub fn with_redis_sink(mut self, sink: &crate::broker::RedisSink) -> Self {
+        self.sink = Some(sink.clone());
         self
     }
 
@@ -131,7 +149,11 @@ impl Collector for StreamMetrics {
         closes_and_refusals(&mut encoder, &stats)?;
         #[cfg(feature = "redis")]
         if let Some(gateway) = &self.gateway {
-            gateway_metrics(&mut encoder, &gateway.snapshot())?;
+            broker::gateway_metrics(&mut encoder, &gateway.snapshot())?;
+        }
+        #[cfg(feature = "redis")]
+        if let Some(sink) = &self.sink {
+            broker::sink_metrics(&mut encoder, &sink.stats())?;
         }
         Ok(())
     }
@@ -218,57 +240,15 @@ fn closes_and_refusals(encoder: &mut DescriptorEncoder<'_>, stats: &ServerStats)
             ("subject_limit", a.subject_limit),
             ("replay_budget_spent", a.replay_budget_spent),
         ],
-    )
-}
-
-#[cfg(feature = "redis")]
-fn gateway_metrics(
-    encoder: &mut DescriptorEncoder<'_>,
-    g: &crate::broker::GatewayStats,
-) -> fmt::Result {
-    let e = encoder;
-    single(
-        e,
-        "backtest_stream_gateway_connected",
-        "1 when the gateway's last call to Redis succeeded, else 0.",
-        &gauge(u64::from(g.connected)),
     )?;
-    for (name, help, value) in [
-        (
-            "backtest_stream_gateway_events",
-            "Events read from the Redis streams and handed to the hub.",
-            g.events,
-        ),
-        (
-            "backtest_stream_gateway_loss_markers",
-            "Loss markers read (announced to subscribers as lagged).",
-            g.loss_markers,
-        ),
-        (
-            "backtest_stream_gateway_malformed",
-            "Stream entries neither an event nor a marker (skipped).",
-            g.malformed,
-        ),
-        (
-            "backtest_stream_gateway_failures",
-            "Calls to Redis that failed (each followed by a reconnection).",
-            g.failures,
-        ),
-        (
-            "backtest_stream_gateway_epoch_changes",
-            "Times a topic's epoch changed (Redis lost its data).",
-            g.epoch_changes,
-        ),
-    ] {
-        single(e, name, help, &ConstCounter::new(value))?;
-    }
-    gauges(
-        e,
-        "backtest_stream_gateway_last_seq",
-        "The last seq read from each topic's stream.",
-        "topic",
-        g.last_seq
-            .iter()
-            .map(|(topic, seq)| (topic.as_str(), i64::try_from(*seq).unwrap_or(i64::MAX))),
+    counters(
+        encoder,
+        "backtest_stream_replays",
+        "Subscribes with since, by where their replay came from (the hub's history, or Redis for older positions).",
+        "source",
+        [
+            ("history", stats.replays.from_history),
+            ("redis", stats.replays.from_archive),
+        ],
     )
 }
