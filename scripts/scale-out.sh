@@ -5,7 +5,7 @@
 #   bash scripts/scale-out.sh            # ports: Redis 6390, gateways 8001 and 8002
 #
 # Watch the runs on either gateway while it runs, for example:
-#   cargo run --release --bin watch -- ws://127.0.0.1:8002/ws
+#   cargo run --release --bin watch -- ws://127.0.0.1:8001/ws ws://127.0.0.1:8002/ws
 # Everything it started is stopped when it ends (Ctrl-C too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get in
 cargo build --release -q --bin gateway
 cargo build --release -q --features redis --example backtest
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA" --appendonly yes --save "" >/dev/null &
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA" --appendonly yes --appendfsync always --save "" >/dev/null &
 PIDS+=($!)
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 echo "Redis:     $REDIS_URL (append-only file in $DATA)"
