@@ -54,6 +54,20 @@ async fn frames_until(client: &mut Client, until: &str) -> Vec<Value> {
     }
 }
 
+/// Reads event frames until `ends` runs have completed.
+async fn frames_until_ends(client: &mut Client, ends: usize) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while frames
+        .iter()
+        .filter(|f: &&Value| f["type"] == "backtest_complete")
+        .count()
+        < ends
+    {
+        frames.push(recv(client).await);
+    }
+    frames
+}
+
 fn run(sink: &RedisSink, id: &str, bars: u64) {
     publish(sink, start(id));
     for bar in 1..=bars {
@@ -79,15 +93,20 @@ async fn two_gateways_give_identical_streams() {
     let mut b = two.server.connect().await;
     let confirmed_a = subscribe_topic(&mut a, "backtest").await;
     let confirmed_b = subscribe_topic(&mut b, "backtest").await;
-    let sink = RedisSink::connect(&redis.url()).expect("sink");
-    run(&sink, "shared", 20);
+    // Two workers at once, their runs interleaved in the topic.
+    let url = redis.url();
+    let workers = ["shared-1", "shared-2"].map(|id| {
+        let url = url.clone();
+        std::thread::spawn(move || run(&RedisSink::connect(&url).expect("sink"), id, 20))
+    });
+    workers.map(|w| w.join().expect("worker"));
     let (from_a, from_b) = (
-        frames_until(&mut a, "backtest_complete").await,
-        frames_until(&mut b, "backtest_complete").await,
+        frames_until_ends(&mut a, 2).await,
+        frames_until_ends(&mut b, 2).await,
     );
     assert_eq!(from_a, from_b, "the same frames, the same seqs");
     let seqs: Vec<u64> = from_a.iter().filter_map(|f| f["seq"].as_u64()).collect();
-    assert_eq!(seqs, (1..=22).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=44).collect::<Vec<_>>());
     // The epoch is the broker's, the same on both (taken once the topic had events).
     let epoch = redis::Commands::get::<_, String>(
         &mut redis.connection(),
@@ -96,9 +115,9 @@ async fn two_gateways_give_identical_streams() {
     let mut c = two.server.connect().await;
     let confirmed = subscribe_topic(&mut c, "backtest").await;
     assert_eq!(confirmed["epoch"].as_str(), epoch.ok().as_deref());
-    assert_eq!(confirmed["seq"], 22);
+    assert_eq!(confirmed["seq"], 44);
     let _ = (confirmed_a, confirmed_b);
-    assert_eq!(one.gateway.stats().events, 22);
+    assert_eq!(one.gateway.stats().events, 44);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ use backtest_stream::broker::RedisSink;
 use backtest_stream::sink::ProgressSink;
 use backtest_stream::wire::{Envelope, Event, Topic};
 use broker_support::redis_server;
-use process_support::Watched;
+use process_support::{WAIT, Watched};
 use serde_json::Value;
 use server_support::{Client, complete, progress, recv, start, subscribe_topic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,7 +98,7 @@ impl Gateway {
 
     /// Waits until `/healthz` answers `status`; its body.
     async fn wait_health(&self, status: u16) -> Value {
-        let deadline = Instant::now() + process_support::WAIT;
+        let deadline = Instant::now() + WAIT;
         loop {
             let (got, body) = self.health().await;
             if got == status {
@@ -246,6 +246,67 @@ async fn two_gateways_give_their_clients_identical_frames_and_count_them() {
     .await;
     assert_eq!(confirmed["seq"], 32, "{confirmed}");
     assert_eq!(frames_until_complete(&mut c).await, from_a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_killed_gateway_resumes_on_the_other_with_every_event_once() {
+    let Some(redis) = redis_server() else { return };
+    let url = redis.url();
+    let (one, two) = (gateway(&url, &[]).await, gateway(&url, &[]).await);
+    let mut client = one.connect().await;
+    let confirmed = subscribe_topic(&mut client, "backtest").await;
+    let epoch = confirmed["epoch"].as_str().expect("an epoch").to_owned();
+
+    // Two workers, their runs interleaved in the topic.
+    let workers = [RedisSink::connect(&url), RedisSink::connect(&url)].map(|s| s.expect("sink"));
+    let publish = |worker: usize, event: Event| {
+        workers[worker]
+            .publish(&Envelope::new(Topic::BACKTEST, event))
+            .expect("publish")
+    };
+    for (worker, run) in [(0, "killed-a"), (1, "killed-b")] {
+        publish(worker, start(run));
+    }
+    for bar in 1..=20 {
+        publish(0, progress("killed-a", bar));
+        publish(1, progress("killed-b", bar));
+    }
+    workers
+        .iter()
+        .for_each(|w| w.flush_within(WAIT).expect("written"));
+    let mut seen = Vec::new();
+    while seen.len() < 30 {
+        seen.push(recv(&mut client).await["seq"].as_u64().expect("seq"));
+    }
+    drop(one); // kill -9 of its gateway, mid-run
+    for bar in 21..=40 {
+        publish(0, progress("killed-a", bar));
+        publish(1, progress("killed-b", bar));
+    }
+    publish(0, complete("killed-a"));
+    publish(1, complete("killed-b"));
+    workers
+        .iter()
+        .for_each(|w| w.flush_within(WAIT).expect("written"));
+
+    let mut client = two.connect().await;
+    let last = *seen.last().expect("seen");
+    let request = serde_json::json!(
+        {"action":"subscribe","topic":"backtest","since":last,"epoch":epoch}
+    );
+    let confirmed = server_support::subscribe(&mut client, request).await;
+    assert_eq!(confirmed["recovered"], true, "{confirmed}");
+    let mut ends = 0;
+    while ends < 2 {
+        let frame = recv(&mut client).await;
+        ends += usize::from(frame["type"] == "backtest_complete");
+        seen.push(frame["seq"].as_u64().expect("seq"));
+    }
+    assert_eq!(
+        seen,
+        (1..=84).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
