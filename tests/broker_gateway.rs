@@ -99,7 +99,9 @@ async fn two_gateways_give_identical_streams() {
         let url = url.clone();
         std::thread::spawn(move || run(&RedisSink::connect(&url).expect("sink"), id, 20))
     });
-    workers.map(|w| w.join().expect("worker"));
+    for worker in workers {
+        worker.join().expect("worker");
+    }
     let (from_a, from_b) = (
         frames_until_ends(&mut a, 2).await,
         frames_until_ends(&mut b, 2).await,
