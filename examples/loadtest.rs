@@ -1,7 +1,7 @@
 //! Load generator for the WebSocket hub: C clients, N events; reports delivered frames
 //! per second, publish-to-receipt latency (p50/p99, from a nanosecond clock carried in
-//! each event's `status`), the server's memory, and checks that every client got every
-//! event in order.
+//! each event's `status`), the server's memory and its CPU time per delivered frame
+//! (hub and connections), and checks that every client got every event in order.
 //!
 //! Run the server and the clients as two processes pinned to different cores:
 //!
@@ -162,6 +162,21 @@ fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// On-CPU time of every thread of this process so far, in nanoseconds (Linux; 0
+/// elsewhere).
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path().join("schedstat");
+            let text = std::fs::read_to_string(path).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
 fn progress_event(id: &BacktestId, bar: u64, total: u64) -> Event {
     let mut event = Event::BacktestProgress(BacktestProgress {
         backtest_id: id.clone(),
@@ -272,6 +287,7 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
     }
     // The gateway (with --redis) feeds the hub until the clients have left.
     let (sink, _gateway) = publisher_sink(&hub, options.redis.as_deref())?;
+    let cpu_start = cpu_ns();
     let (events, rate) = (options.events, options.rate);
     let publisher = std::thread::spawn(move || publish_all(&*sink, events, rate));
     tokio::task::spawn_blocking(move || publisher.join())
@@ -281,11 +297,20 @@ async fn run_server(options: Options) -> Result<(), Box<dyn std::error::Error>> 
     while hub.stats().connections > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let cpu = cpu_ns().saturating_sub(cpu_start);
     let (rss, peak) = rss_kib();
     let stats = hub.stats();
     println!(
         "server: RSS now {rss} KiB, peak {peak} KiB; events {}, lagged {}, publish queue full {}",
         stats.events_published, stats.dropped.lagged, stats.dropped.publish_queue_full
+    );
+    // The threads still running: the hub and the connections (their closing included);
+    // the publisher's thread has ended and is not counted.
+    let frames = stats.events_published * options.clients as u64;
+    println!(
+        "server: CPU {:.1} ms for {frames} frames: {:.3} us per frame",
+        cpu as f64 / 1e6,
+        cpu as f64 / 1e3 / frames.max(1) as f64
     );
     let _ = stop.send(());
     serving.await??;

@@ -417,12 +417,20 @@ async fn soak(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     for (client, reader) in readers.iter().enumerate() {
         reader.check_terminals(&board, client as u64);
     }
+    let closing = Instant::now();
     let left = tokio::time::timeout(Duration::from_secs(10), async {
         while hub.stats().connections > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await;
+    if left.is_err() {
+        eprintln!(
+            "soak: {} connections still open {:?} after the clients left",
+            hub.stats().connections,
+            closing.elapsed()
+        );
+    }
     let kept = report(options, &board, &hub, rss) && left.is_ok();
     let _ = stop.send(());
     task.await??;
@@ -473,6 +481,7 @@ fn report(
             "resumed": board.resumed.load(Ordering::Relaxed),
             "rss_kib_every_10_s": rss,
             "connections_left": stats.connections,
+            "subscriptions_left": stats.subscriptions,
             "violations": violations,
         })
     );
