@@ -21,16 +21,19 @@
 //! the hub fed by a gateway, to measure the broker hop). `both` runs server and clients
 //! in one process (unpinned).
 
+mod measure;
+
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use backtest_stream::server::{Server, ServerConfig};
 use backtest_stream::sink::{ProgressSink, SinkError};
 use backtest_stream::wire::{BacktestId, BacktestProgress, Envelope, Event, Timestamp, Topic};
 use futures::{SinkExt, StreamExt};
+use measure::{cpu_ns, field_after, leading_digits, now_ns, rss_kib, trailing_seq};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -140,41 +143,6 @@ fn set(options: &mut Options, name: &str, value: &str) -> Result<(), String> {
         _ => return Err(format!("unknown option {name}")),
     }
     Ok(())
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// (current RSS, peak RSS) of this process in KiB.
-fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// On-CPU time of every thread of this process so far, in nanoseconds (Linux; 0
-/// elsewhere).
-fn cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|task| {
-            let path = task.ok()?.path().join("schedstat");
-            let text = std::fs::read_to_string(path).ok()?;
-            text.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum()
 }
 
 fn progress_event(id: &BacktestId, bar: u64, total: u64) -> Event {
@@ -446,34 +414,6 @@ struct ClientReport {
     first_publish_ns: u64,
     last_receipt_ns: u64,
     latencies_ns: Vec<u64>,
-}
-
-fn trailing_seq(text: &str) -> Option<u64> {
-    let bytes = text.as_bytes();
-    let end = bytes.len().checked_sub(1)?;
-    if bytes[end] != b'}' {
-        return None;
-    }
-    let start = bytes[..end]
-        .iter()
-        .rposition(|b| !b.is_ascii_digit())
-        .map_or(0, |i| i + 1);
-    if !text[..start].ends_with("\"seq\":") {
-        return None;
-    }
-    text[start..end].parse().ok()
-}
-
-fn field_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let at = text.find(key)? + key.len();
-    Some(&text[at..])
-}
-
-fn leading_digits(text: &str) -> Option<u64> {
-    let end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    text[..end].parse().ok()
 }
 
 async fn run_client(
