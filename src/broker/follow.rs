@@ -49,10 +49,6 @@ struct Position {
     delivered: (u64, u64),
     /// The epoch the hub has for the topic.
     epoch: Option<String>,
-    /// Whether the epochs were read once since the follower started: a topic found with
-    /// an epoch at the first read is rebuilt from its tail; one that appears later is
-    /// read whole.
-    seen: bool,
 }
 
 pub(crate) struct Follower {
@@ -80,7 +76,6 @@ impl Follower {
                 last: "0-0".into(),
                 delivered: (0, 0),
                 epoch: None,
-                seen: false,
             })
             .collect();
         Self {
@@ -187,34 +182,25 @@ impl Follower {
         }
     }
 
-    /// Reads every topic's epoch: a topic seen for the first time is rebuilt from its
-    /// stream's tail; a changed epoch (the broker lost its data) starts it anew; a
-    /// missing one (no event since the loss) reads its stream from the start.
+    /// Reads every topic's epoch, making it when the topic has none yet (so that clients
+    /// are never given one its events will not carry), and its counter for the broker
+    /// lag: a topic met for the first time with a past is rebuilt from its stream's
+    /// tail (a new one is read whole); a changed epoch (the broker lost its data) starts it anew, read from
+    /// its start.
     async fn check_epochs(&mut self, connection: &mut MultiplexedConnection) -> Result<(), Stop> {
-        // The epochs (made when a topic has none yet, so that clients are never given
-        // one its events will not carry) and, for the broker lag, the counters.
-        let (mut epochs, mut counters) = (Vec::new(), Vec::new());
+        let mut counters = Vec::with_capacity(self.positions.len());
         for index in 0..self.positions.len() {
             let keys = &self.positions[index].keys;
-            let fresh = uuid::Uuid::new_v4().to_string();
-            let (epoch, counter): (String, Option<String>) = self
+            let (observed, counter): (String, Option<String>) = self
                 .ensure
                 .key(&keys.seq)
                 .key(&keys.epoch)
-                .arg(fresh)
+                .arg(uuid::Uuid::new_v4().to_string())
                 .invoke_async(connection)
                 .await?;
-            epochs.push(Some(epoch));
+            let had_past = counter.as_deref().and_then(|c| c.parse::<u64>().ok()) > Some(0);
             counters.push(counter);
-        }
-        for (index, observed) in epochs.into_iter().enumerate() {
             let known = self.positions[index].epoch.clone();
-            let first_read = !std::mem::replace(&mut self.positions[index].seen, true);
-            let Some(observed) = observed else {
-                // No event yet, or none since Redis lost its data: from the start.
-                self.positions[index].last = "0-0".into();
-                continue;
-            };
             if known.as_ref() == Some(&observed) {
                 continue;
             }
@@ -231,8 +217,9 @@ impl Follower {
             })
             .await?;
             self.positions[index].epoch = Some(observed);
-            if known.is_none() && first_read {
-                // The gateway starts on a stream with a past: its tail only.
+            if known.is_none() && had_past {
+                // The gateway starts on a stream with a past: its tail only (a new
+                // topic is read whole, from its start).
                 self.rebuild(connection, index).await?;
             }
         }
