@@ -9,7 +9,7 @@
 //! | [`wire`] | the contract: the five events, their framing, the client/server protocol, close codes ([`wire::protocol`] is `docs/PROTOCOL.md`) |
 //! | [`sink`] | the [`ProgressSink`](sink::ProgressSink) trait every transport implements, and ready sinks: memory, channel, JSON Lines, fan-out |
 //! | [`streamer`] | a run's lifecycle: start, throttled progress, complete or error ([`ProgressStreamer`](streamer::ProgressStreamer)) |
-//! | [`log_bridge`] | a [`log::Log`] bridge that turns the program's log records into `log_entry` events of the right run |
+//! | [`log_bridge`] | a [`log::Log`](https://docs.rs/log/0.4/log/trait.Log.html) bridge that turns the program's log records into `log_entry` events of the right run |
 //! | [`tracing_layer`] | the same for `tracing` events (feature `tracing`) |
 //! | [`engine`] | streaming for any backtest engine: the [`BacktestEngine`](engine::BacktestEngine) trait and the [`BacktestRunner`](engine::BacktestRunner) |
 //! | [`reference`](mod@reference) | a small, exact reference engine: strategies, the SMA crossover, metrics, bars from CSV files or a generator |

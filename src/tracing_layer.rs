@@ -1,4 +1,4 @@
-//! A [`tracing_subscriber::Layer`] that streams `tracing` events as `log_entry` events
+//! A [`tracing_subscriber::Layer`](https://docs.rs/tracing-subscriber/0.3/tracing_subscriber/layer/trait.Layer.html) that streams `tracing` events as `log_entry` events
 //! (feature `tracing`).
 //!
 //! A thread-local [`LogScope`](crate::log_bridge::LogScope) cannot follow an async task from

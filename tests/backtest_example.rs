@@ -1,5 +1,5 @@
-//! `examples/backtest.rs` run as a real process: JSON Lines on stdout, help, a clear
-//! error (exit 2) for every bad input, the run served over WebSocket (`--ws`), and the
+//! `examples/backtest` run as a real process: JSON Lines on stdout, help, a clear
+//! error for every bad input (exit 2 for the command line, 3 for the data), the run served over WebSocket (`--ws`), and the
 //! run written to Redis Streams (`--redis`, against a real `redis-server`).
 #![cfg(feature = "csv")]
 
@@ -47,9 +47,24 @@ fn streams_a_whole_run_as_json_lines_that_read_back_as_events() {
         unreachable!()
     };
     assert_eq!(start.variant, "vanilla");
+    // The crate's one set of defaults (the reference module's "Defaults").
+    assert_eq!(
+        (start.symbol.as_str(), start.timeframe.as_str()),
+        ("SYNTH", "H1")
+    );
     let Event::BacktestComplete(done) = &*envelopes.last().unwrap().event else {
         unreachable!()
     };
+    let parameters = done.results.get("parameters").expect("parameters");
+    assert_eq!(
+        (
+            &parameters["fast"],
+            &parameters["slow"],
+            &parameters["size"]
+        ),
+        (&10.into(), &30.into(), &10.0.into())
+    );
+    assert_eq!(parameters["periods_per_year"], 252.0);
     let trades = done.results.read_trades().unwrap().unwrap();
     assert_eq!(trades.len() as u64, done.total_trades);
     assert!(done.total_trades > 0);
@@ -90,6 +105,12 @@ fn bad_arguments_are_errors_that_name_the_option() {
         (&["--linger", "5"][..], "--linger needs --ws"),
         (&["--fast", "0"][..], "fast"),
         (&["--size", "-1"][..], "size"),
+        (
+            &["--cash", "0"][..],
+            "--cash: \"0\" is not a positive number",
+        ),
+        (&["--slippage", "-0.1"][..], "--slippage"),
+        (&["--periods-per-year", "nan"][..], "--periods-per-year"),
         (&["--id", ""][..], "id"),
         (&["--redis-queue", "64"][..], "--redis-queue needs --redis"),
         (
@@ -126,21 +147,112 @@ fn a_bad_csv_file_is_an_error_naming_the_file_the_line_and_the_column() {
     )
     .unwrap();
     let output = backtest(&["--data", path.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(message.contains("bars.csv"), "{message}");
     assert!(message.contains("line 3"), "{message}");
     assert!(message.contains("low"), "{message}");
 
+    // The path once, not twice.
     let missing = dir.join("missing.csv");
     let output = backtest(&["--data", missing.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("missing.csv"),
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output).matches("missing.csv").count(),
+        1,
         "{}",
         stderr(&output)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_data_is_refused_with_its_line_and_column_and_a_separator_is_named() {
+    let dir = std::env::temp_dir().join(format!("backtest-example-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "negative.csv",
+            "timestamp,open,high,low,close,volume\n2024-01-01,1,2,-0.5,1.5,100\n",
+            "negative.csv: line 2, column `low`: -0.5 is not a positive price",
+        ),
+        (
+            "inverted.csv",
+            "timestamp,open,high,low,close,volume\n2024-01-01,1.5,1,2,1.5,100\n",
+            "inverted.csv: line 2, column `high`: 1 is below low 2",
+        ),
+        (
+            "semicolons.csv",
+            "timestamp;open;high;low;close;volume\n2024-01-01;1;2;0.5;1.5;100\n",
+            "semicolons.csv: line 1: the header is separated by ';', not by commas",
+        ),
+        (
+            "short.csv",
+            "timestamp,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5\n",
+            "short.csv: line 2: malformed CSV: 5 fields where the header has 6",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let output = backtest(&["--data", path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(3), "{name}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(expected),
+            "{name}: {expected:?} not in {}",
+            stderr(&output)
+        );
+        assert!(output.stdout.is_empty(), "{name}: no event for bad data");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_names_the_run_and_gives_its_timeframe_and_no_figure_reads_minus_zero() {
+    let dir = std::env::temp_dir().join(format!("backtest-example-flat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // One trade (SMA 1 over 2) that loses 0.0001 on 10,000: a return of -0.000001 %.
+    let text = "timestamp,open,high,low,close,volume\n\
+                2024-02-01,1.0,1.0,1.0,1.0,10\n\
+                2024-02-02,1.0,1.0,1.0,1.0,10\n\
+                2024-02-03,1.0,1.1,1.0,1.1,10\n\
+                2024-02-04,1.1,1.1,1.0999,1.0999,10\n\
+                2024-02-05,1.0999,1.0999,1.0999,1.0999,10\n\
+                2024-02-06,1.0999,1.0999,1.0999,1.0999,10\n";
+    let path = dir.join("GBPUSD_D1.csv");
+    std::fs::write(&path, text).unwrap();
+    let args = ["--fast", "1", "--slow", "2", "--size", "1"];
+    let output = backtest(&[&["--data", path.to_str().unwrap()][..], &args].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let envelopes: Vec<_> = read_json_lines(&output.stdout[..])
+        .collect::<Result<_, _>>()
+        .expect("every stdout line is an event");
+    let Event::BacktestStart(start) = &*envelopes[0].event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (start.symbol.as_str(), start.timeframe.as_str()),
+        ("GBPUSD_D1", "D1")
+    );
+    let summary = stderr(&output);
+    assert!(summary.contains(" 1 trade,"), "{summary}");
+    assert!(summary.contains("return 0.00 %"), "{summary}");
+    assert!(!summary.contains("-0.0"), "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_documents_the_exit_statuses() {
+    let output = backtest(&["--help"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "0  the run completed",
+        "1  the run failed",
+        "2  a bad command line",
+        "3  the data",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from: {text}");
+    }
 }
 
 #[cfg(feature = "server")]

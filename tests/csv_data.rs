@@ -179,3 +179,76 @@ fn load_csv_reads_a_file_and_names_a_missing_one() {
     assert!(err.to_string().contains("missing.csv"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn prices_must_be_positive_and_bounded_by_high_and_low() {
+    let cases = [
+        ("-1.2,2,1,2,100", "open", "-1.2 is not a positive price"),
+        ("1,2,0,2,100", "low", "0 is not a positive price"),
+        ("1,2,1,2,-5", "volume", "-5 is negative"),
+        ("1.5,1.2,1.3,1.4,100", "high", "1.2 is below low 1.3"),
+        ("1.5,1.4,1.3,1.4,100", "high", "1.4 is below open 1.5"),
+        ("1.3,1.4,1.35,1.4,100", "low", "1.35 is above open 1.3"),
+        ("1.4,1.5,1.35,1.3,100", "low", "1.35 is above close 1.3"),
+    ];
+    for (row, column, reason) in cases {
+        let err = read(&format!(
+            "2024-01-15T10:00:00Z,1,2,1,2,100\n2024-01-15T11:00:00Z,{row}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(&err, CsvError::BadBar { line: 3, column: c, .. } if *c == column),
+            "{row}: {err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("line 3, column `{column}`: {reason}"),
+            "{row}"
+        );
+    }
+    // A flat bar (all four prices equal) and a zero volume are fine.
+    assert_eq!(read("2024-01-15T10:00:00Z,1,1,1,1,0\n").unwrap().len(), 1);
+}
+
+#[test]
+fn another_separator_is_named() {
+    for separator in [';', '\t', '|'] {
+        let text = format!(
+            "timestamp{s}open{s}high{s}low{s}close{s}volume\n2024-01-15{s}1{s}2{s}1{s}2{s}9\n",
+            s = separator
+        );
+        let err = read_csv(text.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, CsvError::Separator { separator: s } if s == separator),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "line 1: the header is separated by {separator:?}, not by commas: expected \
+                 `timestamp,open,high,low,close,volume`"
+            )
+        );
+    }
+}
+
+#[test]
+fn a_malformed_line_is_described_once() {
+    let err = read(
+        "2024-01-15T10:00:00Z,1,2,1,2,100\n\
+         2024-01-15T11:00:00Z,1,2,1,2\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 3: malformed CSV: 5 fields where the header has 6"
+    );
+    let mut bytes =
+        format!("{HEADER}2024-01-15T10:00:00Z,1,2,1,2,100\n2024-01-15T11:00:00Z,1,").into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe,1,2,100\n");
+    let err = read_csv(&bytes[..]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 3: malformed CSV: field 3 is not valid UTF-8"
+    );
+}

@@ -286,21 +286,23 @@ async fn since_with_snapshot_sends_each_seq_once_and_in_order() {
     assert_eq!(confirmed["recovered"], false, "{confirmed}");
     // The snapshot fills the part of the gap no longer retained (r2's start, latest
     // progress and end); r1's start (seq 1 <= since) and latest progress (seq 30, in the
-    // replay) are not repeated. Then the replay of 21..=30, then live.
-    let mut frames = vec![recv(&mut client).await];
-    if frames[0]["type"] == "lagged" {
-        frames.clear();
-    }
+    // replay) are not repeated. Then the replay of 21..=30, then live. Each stretch lost
+    // is announced just before the frame after it (6-7, 9-10, 13-20).
+    let (mut frames, mut order) = (Vec::new(), Vec::new());
     while frames.len() < 13 {
         let frame = recv(&mut client).await;
-        if frame["type"] != "lagged" {
+        if frame["type"] == "lagged" {
+            order.push(format!("lagged {}", frame["data"]["missed"]));
+        } else {
+            order.push(frame["seq"].to_string());
             frames.push(frame);
         }
     }
-    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
-    let mut expected = vec![8, 11, 12];
-    expected.extend(21..=30);
-    assert_eq!(seqs, expected);
+    let mut expected: Vec<String> = ["lagged 2", "8", "lagged 2", "11", "12", "lagged 8"]
+        .map(String::from)
+        .into();
+    expected.extend((21..=30).map(|seq: u64| seq.to_string()));
+    assert_eq!(order, expected);
     assert_eq!(frames[0], expected_frame(&start("r2"), "backtest", 8));
     assert_eq!(frames[2], expected_frame(&complete("r2"), "backtest", 12));
     server.publish(Topic::BACKTEST, progress("r1", 25));

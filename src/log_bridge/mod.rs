@@ -1,7 +1,7 @@
-//! The log bridge: records of the [`log`] crate become `log_entry` events of the right
+//! The log bridge: records of the [`log`](https://docs.rs/log/0.4/log/) crate become `log_entry` events of the right
 //! backtest.
 //!
-//! [`LogBridge`] is a [`log::Log`] implementation. Install it once per program with
+//! [`LogBridge`] is a [`log::Log`](https://docs.rs/log/0.4/log/trait.Log.html) implementation. Install it once per program with
 //! [`LogBridge::try_init`] (or the one-line [`init`]); it can wrap the program's own
 //! logger (for example `env_logger`), which keeps getting every record, so the console
 //! output stays as it was and the UI gets the same lines.
@@ -248,11 +248,11 @@ pub fn init(default_sink: impl ProgressSink + 'static) -> Result<BridgeHandle, I
         .try_init()
 }
 
-/// A [`log::Log`] implementation that streams records as `log_entry` events, and passes
+/// A [`log::Log`](https://docs.rs/log/0.4/log/trait.Log.html) implementation that streams records as `log_entry` events, and passes
 /// every record on to an inner logger `L` (none by default).
 ///
 /// Build one with [`LogBridge::builder`]; install it with [`LogBridge::try_init`], or
-/// call [`Log::log`] on it directly (in tests, or to feed it from another logger).
+/// call [`Log::log`](https://docs.rs/log/0.4/log/trait.Log.html#tymethod.log) on it directly (in tests, or to feed it from another logger).
 ///
 /// ```
 /// use backtest_stream::log_bridge::LogBridge;

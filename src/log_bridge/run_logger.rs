@@ -17,7 +17,7 @@ use crate::wire::{BacktestId, Envelope, Event, LogEntry, LogLevel, Timestamp, To
 /// (`logger_name` `backtest.<id>`), published straight to the run's sink on the run's
 /// topic. It needs no global installation, like the seed's per-run `ws_logger`.
 ///
-/// It also implements [`log::Log`], so `log::info!(logger: &run_logger, ...)` works
+/// It also implements [`log::Log`](https://docs.rs/log/0.4/log/trait.Log.html), so `log::info!(logger: &run_logger, ...)` works
 /// (the global `log::max_level()` still applies to the macros; it is `Off` until a
 /// logger is installed, so prefer the methods when no logger is). Cloning is cheap.
 ///

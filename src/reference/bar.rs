@@ -1,5 +1,7 @@
 //! Price bars: the data a backtest runs on.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::wire::Timestamp;
@@ -60,4 +62,55 @@ impl Bar {
             volume: 0.0,
         }
     }
+}
+
+/// The timeframes the crate's programs know, shortest first, with their bar spacing in
+/// seconds.
+const TIMEFRAMES: [(&str, u64); 7] = [
+    ("M1", 60),
+    ("M5", 300),
+    ("M15", 900),
+    ("M30", 1_800),
+    ("H1", 3_600),
+    ("H4", 14_400),
+    ("D1", 86_400),
+];
+
+/// A timeframe's canonical name and bar spacing: `M1`, `M5`, `M15`, `M30`, `H1`, `H4` or
+/// `D1`, in any case; `None` for any other name.
+///
+/// ```
+/// use std::time::Duration;
+/// use backtest_stream::reference::timeframe;
+///
+/// assert_eq!(timeframe("h4"), Some(("H4", Duration::from_secs(4 * 3600))));
+/// assert_eq!(timeframe("H2"), None);
+/// ```
+pub fn timeframe(name: &str) -> Option<(&'static str, Duration)> {
+    TIMEFRAMES
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(name))
+        .map(|&(known, secs)| (known, Duration::from_secs(secs)))
+}
+
+/// The timeframe of bars spaced like the first two of `bars` (`"H1"` for an hour);
+/// `None` for fewer than two bars or a spacing without a name.
+///
+/// ```
+/// use backtest_stream::reference::{SyntheticBars, timeframe_of};
+///
+/// let bars = SyntheticBars::with_count(3).generate()?;
+/// assert_eq!(timeframe_of(&bars), Some("H1"));
+/// assert_eq!(timeframe_of(&bars[..1]), None);
+/// # Ok::<(), backtest_stream::reference::SyntheticError>(())
+/// ```
+pub fn timeframe_of(bars: &[Bar]) -> Option<&'static str> {
+    let [first, second, ..] = bars else {
+        return None;
+    };
+    let millis = (second.timestamp.unix_millis()).saturating_sub(first.timestamp.unix_millis());
+    TIMEFRAMES
+        .iter()
+        .find(|(_, secs)| i64::try_from(secs * 1000).is_ok_and(|m| m == millis))
+        .map(|(name, _)| *name)
 }

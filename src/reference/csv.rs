@@ -5,7 +5,8 @@
 //! then one bar per line. Timestamps are ISO 8601 in UTC: RFC 3339
 //! (`2024-01-15T10:30:00Z`, any precision, any offset, converted to UTC), or without a
 //! zone (`2024-01-15T10:30:00`, `2024-01-15 10:30:00`, taken as UTC), or a bare date
-//! (`2024-01-15`, midnight UTC). Timestamps must ascend strictly. Every error names the
+//! (`2024-01-15`, midnight UTC). Timestamps must ascend strictly; prices must be positive
+//! with `low` ≤ `open`, `close` ≤ `high`, and volumes not negative. Every error names the
 //! line (1 is the header) and, where it applies, the column.
 
 use std::fs::File;
@@ -41,11 +42,20 @@ pub enum CsvError {
         /// The missing column.
         column: &'static str,
     },
+    /// The header is one field holding another separator than the comma (a file
+    /// written with `;` or tabs).
+    #[error(
+        "line 1: the header is separated by {separator:?}, not by commas: expected `timestamp,open,high,low,close,volume`"
+    )]
+    Separator {
+        /// The separator found in the header.
+        separator: char,
+    },
     /// The header has no data lines after it.
     #[error("the CSV input has a header but no bars")]
     NoBars,
     /// A line is not valid CSV (wrong number of fields, bad UTF-8, ...).
-    #[error("line {line}: malformed CSV: {source}")]
+    #[error("line {line}: malformed CSV: {detail}", detail = describe(source))]
     Malformed {
         /// The line (1 is the header).
         line: u64,
@@ -61,6 +71,17 @@ pub enum CsvError {
         column: &'static str,
         /// The text found.
         value: String,
+    },
+    /// A price that is not positive, a `high` or `low` that does not bound the bar, or a
+    /// negative volume.
+    #[error("line {line}, column `{column}`: {reason}")]
+    BadBar {
+        /// The line (1 is the header).
+        line: u64,
+        /// The column at fault.
+        column: &'static str,
+        /// What is wrong, with the values.
+        reason: String,
     },
     /// A timestamp is not ISO 8601.
     #[error("line {line}, column `timestamp`: {value:?} is not an ISO 8601 UTC timestamp")]
@@ -121,9 +142,10 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<Vec<Bar>, CsvError> {
 /// then one bar per line. Timestamps are ISO 8601 in UTC: RFC 3339
 /// (`2024-01-15T10:30:00Z`, any precision, any offset, converted to UTC), or without a
 /// zone (`2024-01-15T10:30:00`, `2024-01-15 10:30:00`, taken as UTC), or a bare date
-/// (`2024-01-15`, midnight UTC). Timestamps must ascend strictly; prices and volumes
-/// must be finite numbers (the prices are not checked against each other). Every
-/// error names the line (1 is the header) and, where it applies, the column.
+/// (`2024-01-15`, midnight UTC). Timestamps must ascend strictly; prices must be
+/// positive finite numbers with `low` ≤ `open`, `close` ≤ `high`; volumes finite and not
+/// negative. Every error names the line (1 is the header) and, where it applies, the
+/// column.
 ///
 /// ```
 /// use backtest_stream::reference::{CsvError, read_csv};
@@ -181,6 +203,11 @@ pub fn read_csv_range(
     if !reader.read_record(&mut record).map_err(malformed)? {
         return Err(CsvError::Empty);
     }
+    if let [only] = record.iter().collect::<Vec<_>>()[..] {
+        if let Some(separator) = only.chars().find(|c| matches!(c, ';' | '\t' | '|')) {
+            return Err(CsvError::Separator { separator });
+        }
+    }
     let mut index = [0usize; 6];
     for (slot, column) in index.iter_mut().zip(CSV_COLUMNS) {
         *slot = record
@@ -232,6 +259,7 @@ pub fn read_csv_range(
             close: number(4)?,
             volume: number(5)?,
         };
+        check_bar(&bar, line)?;
         if until.is_some_and(|until| timestamp >= until) {
             // Timestamps ascend: no later line is in the range.
             break;
@@ -244,6 +272,54 @@ pub fn read_csv_range(
         return Err(CsvError::NoBars);
     }
     Ok(bars)
+}
+
+/// Refuses a bar whose prices are not positive, whose `high` and `low` do not bound its
+/// other prices, or whose volume is negative.
+fn check_bar(bar: &Bar, line: u64) -> Result<(), CsvError> {
+    let bad = |column: &'static str, reason: String| CsvError::BadBar {
+        line,
+        column,
+        reason,
+    };
+    let prices = [
+        ("open", bar.open),
+        ("high", bar.high),
+        ("low", bar.low),
+        ("close", bar.close),
+    ];
+    if let Some((column, price)) = prices.into_iter().find(|(_, p)| *p <= 0.0) {
+        return Err(bad(column, format!("{price} is not a positive price")));
+    }
+    if bar.volume < 0.0 {
+        return Err(bad("volume", format!("{} is negative", bar.volume)));
+    }
+    for (name, price) in [("low", bar.low), ("open", bar.open), ("close", bar.close)] {
+        if bar.high < price {
+            return Err(bad("high", format!("{} is below {name} {price}", bar.high)));
+        }
+    }
+    for (name, price) in [("open", bar.open), ("close", bar.close)] {
+        if bar.low > price {
+            return Err(bad("low", format!("{} is above {name} {price}", bar.low)));
+        }
+    }
+    Ok(())
+}
+
+/// What is wrong with a line the CSV parser refused, without the parser's own position
+/// (the error names the line already).
+fn describe(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{len} fields where the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("field {} is not valid UTF-8", err.field() + 1)
+        }
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => error.to_string(),
+    }
 }
 
 /// Parses an ISO 8601 timestamp; a timestamp without a zone is UTC.

@@ -29,10 +29,27 @@
 //! - A position still open after the last bar is closed at the last bar's close
 //!   (without slippage) and counts as a trade, so the final balance is the equity at the
 //!   last bar.
-//! - Each fill is logged at INFO through [`log`]: `Trade executed: BUY 1 @ 179.13` (prices
+//! - Each fill is logged at INFO through [`log`](https://docs.rs/log/0.4/log/): `Trade executed: BUY 1 @ 179.13` (prices
 //!   with at most six decimals, trailing zeros trimmed; the key-value `function` names
 //!   `fill` or `close_position`).
 //! - The metrics are those of [`metrics`], computed from the per-bar equity.
+//!
+//! # Defaults
+//!
+//! One set, used by the library's `Default`s, the demo and `examples/backtest` alike:
+//!
+//! | setting | default | where |
+//! |---|---|---|
+//! | SMA periods | fast 10, slow 30 | [`SmaCrossover::DEFAULT_FAST`], [`SmaCrossover::DEFAULT_SLOW`] |
+//! | order size | 10 units | [`SmaCrossover::DEFAULT_SIZE`] |
+//! | starting cash | 10,000 | [`EngineConfig::initial_cash`] |
+//! | slippage | 0 | [`EngineConfig::slippage`] |
+//! | Sharpe annualisation | 252 periods a year | [`metrics::DEFAULT_PERIODS_PER_YEAR`] |
+//! | synthetic data | 10,000 hourly bars from 2024-01-01, seed 42, first open 100 | [`SyntheticBars::default`] |
+//! | symbol and timeframe | `SYNTH` and `H1` for synthetic bars; for a CSV file, the file's name and the spacing of its first two bars | [`SyntheticBars::SYMBOL`] |
+//!
+//! The demo's runs default to 5,000 bars paced at 3 ms each (a run a person can watch
+//! for 15 s); that is pacing, not a different strategy or market.
 
 mod account;
 mod bar;
@@ -44,7 +61,7 @@ mod sma_crossover;
 mod strategy;
 mod synthetic;
 
-pub use bar::Bar;
+pub use bar::{Bar, timeframe, timeframe_of};
 #[cfg(feature = "csv")]
 pub use csv::{CSV_COLUMNS, CsvError, load_csv, read_csv, read_csv_range};
 pub use engine::{

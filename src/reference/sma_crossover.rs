@@ -55,6 +55,13 @@ pub enum SmaParamsError {
 }
 
 impl SmaCrossover {
+    /// The fast period of [`SmaCrossover::default`] and of the crate's programs: 10 bars.
+    pub const DEFAULT_FAST: usize = 10;
+    /// The slow period of [`SmaCrossover::default`] and of the crate's programs: 30 bars.
+    pub const DEFAULT_SLOW: usize = 30;
+    /// The order size of [`SmaCrossover::default`] and of the crate's programs: 10 units.
+    pub const DEFAULT_SIZE: f64 = 10.0;
+
     /// A crossover of a `fast`-bar and a `slow`-bar SMA trading `size` units.
     pub fn new(fast: usize, slow: usize, size: f64) -> Result<Self, SmaParamsError> {
         if fast == 0 {
@@ -89,6 +96,30 @@ impl SmaCrossover {
     /// The order size.
     pub fn size(&self) -> f64 {
         self.size
+    }
+}
+
+/// The crossover of the crate's programs (the demo, `examples/backtest`): a
+/// [`DEFAULT_FAST`](SmaCrossover::DEFAULT_FAST)-bar and a
+/// [`DEFAULT_SLOW`](SmaCrossover::DEFAULT_SLOW)-bar SMA trading
+/// [`DEFAULT_SIZE`](SmaCrossover::DEFAULT_SIZE) units.
+///
+/// ```
+/// use backtest_stream::reference::SmaCrossover;
+///
+/// let sma = SmaCrossover::default();
+/// assert_eq!((sma.fast(), sma.slow(), sma.size()), (10, 30, 10.0));
+/// ```
+impl Default for SmaCrossover {
+    fn default() -> Self {
+        Self {
+            fast: Self::DEFAULT_FAST,
+            slow: Self::DEFAULT_SLOW,
+            size: Self::DEFAULT_SIZE,
+            fast_sum: 0.0,
+            slow_sum: 0.0,
+            previous: None,
+        }
     }
 }
 

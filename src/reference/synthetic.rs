@@ -50,6 +50,12 @@ pub struct SyntheticBars {
     pub steps_per_bar: u32,
 }
 
+impl SyntheticBars {
+    /// The symbol the crate's programs give synthetic bars (`"SYNTH"`): they are no
+    /// market's prices.
+    pub const SYMBOL: &'static str = "SYNTH";
+}
+
 impl Default for SyntheticBars {
     fn default() -> Self {
         Self {

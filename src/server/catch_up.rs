@@ -101,15 +101,27 @@ impl<'a> CatchUp<'a> {
     pub(crate) fn send(self, queue: &ClientQueue, request: &Subscribe, is_new: bool) -> Sent {
         let topic = &request.topic;
         let mut bytes = frame_bytes(&self.snapshot);
-        let mut lagged = queue.push_replayed(topic, self.snapshot.iter().map(|(_, f)| *f));
         let Some(replay) = self.replay else {
+            let lagged = queue.push_replayed(topic, self.snapshot.iter().map(|(_, f)| *f));
             return Sent {
                 lagged,
                 bytes,
                 cursor: None,
             };
         };
-        queue.add_missed(topic, replay.missed);
+        // The snapshot fills the lost part of the gap (`since` < seq < the oldest
+        // retained), in seq order: each lost stretch is announced just before the frame
+        // after it, and what is left of it before the replay.
+        let mut at = request.since.unwrap_or(0).saturating_add(1);
+        let (mut announced, mut lagged) = (0, 0);
+        for (seq, frame) in &self.snapshot {
+            let gap = seq.saturating_sub(at);
+            queue.add_missed(topic, gap);
+            announced += gap + 1;
+            lagged += queue.push_replayed(topic, [*frame]);
+            at = seq + 1;
+        }
+        queue.add_missed(topic, replay.missed.saturating_sub(announced));
         // A new subscription whose replay does not fit continues it as the queue
         // drains, and joins live delivery only when the replay reaches the head.
         let room = queue.free(topic);

@@ -33,7 +33,7 @@ impl Timestamp {
         Self(OffsetDateTime::now_utc())
     }
 
-    /// Wraps a [`time::OffsetDateTime`], converting it to UTC.
+    /// Wraps a [`time::OffsetDateTime`](https://docs.rs/time/0.3/time/struct.OffsetDateTime.html), converting it to UTC.
     pub fn from_offset_date_time(value: OffsetDateTime) -> Self {
         Self(value.to_offset(UtcOffset::UTC))
     }
@@ -64,7 +64,7 @@ impl Timestamp {
         (self.0.unix_timestamp_nanos() / 1_000_000) as i64
     }
 
-    /// The underlying [`time::OffsetDateTime`] (always UTC).
+    /// The underlying [`time::OffsetDateTime`](https://docs.rs/time/0.3/time/struct.OffsetDateTime.html) (always UTC).
     pub fn as_offset_date_time(&self) -> OffsetDateTime {
         self.0
     }

@@ -1,10 +1,11 @@
 //! A run request (`POST /api/v1/backtest/run`): its JSON body read and checked into a
 //! [`RunSpec`]; every error names the field.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use backtest_stream::reference::{self, EngineConfig, SmaCrossover, SyntheticBars};
 use backtest_stream::wire::{BacktestId, Timestamp};
 use serde_json::{Map, Value};
 use time::{Date, Month, OffsetDateTime, Time};
@@ -16,6 +17,9 @@ use crate::runs::{DataSource, RunSpec};
 pub const DEFAULT_BARS: u64 = 5_000;
 /// 5,000 bars × 3 ms: a default run takes about 15 s.
 pub const DEFAULT_BAR_DELAY_US: u64 = 3_000;
+/// The timeframe of synthetic bars unless the request names one.
+const DEFAULT_TIMEFRAME: &str = "H1";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(3_600);
 /// The largest synthetic data set a request may ask for.
 pub const MAX_BARS: u64 = 2_000_000;
 /// The longest pause per bar (one second).
@@ -50,14 +54,16 @@ pub fn parse_request(body: &[u8], max_run: Duration) -> Result<RunSpec, ApiError
     let variant = req
         .string("variant", 64)?
         .unwrap_or_else(|| "vanilla".into());
-    let symbol = req.string("symbol", 32)?.unwrap_or_else(|| "EURUSD".into());
-    let timeframe = req.string("timeframe", 8)?.unwrap_or_else(|| "H1".into());
-    let interval = timeframe_interval(&timeframe).ok_or_else(|| {
-        ApiError::field(
-            "timeframe",
-            format!("unknown timeframe `{timeframe}`; use M1, M5, M15, M30, H1, H4 or D1"),
-        )
-    })?;
+    let symbol = req.string("symbol", 32)?;
+    let timeframe = match req.string("timeframe", 8)? {
+        Some(name) => Some(reference::timeframe(&name).ok_or_else(|| {
+            ApiError::field(
+                "timeframe",
+                format!("unknown timeframe `{name}`; use M1, M5, M15, M30, H1, H4 or D1"),
+            )
+        })?),
+        None => None,
+    };
     let start = req.date("start_date")?;
     let end = req.date("end_date")?;
     if let (Some(s), Some(e)) = (start, end) {
@@ -69,10 +75,26 @@ pub fn parse_request(body: &[u8], max_run: Duration) -> Result<RunSpec, ApiError
         .uint("bar_delay_us", 0, MAX_BAR_DELAY_US)?
         .unwrap_or(DEFAULT_BAR_DELAY_US);
     let (fast, slow) = sma_lengths(&req)?;
-    let size = req.positive("size")?.unwrap_or(10.0);
-    let cash = req.positive("cash")?.unwrap_or(10_000.0);
+    let size = req.positive("size")?.unwrap_or(SmaCrossover::DEFAULT_SIZE);
+    let cash = req
+        .positive("cash")?
+        .unwrap_or(EngineConfig::default().initial_cash);
     let (start_ts, end_ts) = (start.map(midnight), end.map(midnight));
-    let data = data_source(&req, start_ts, end_ts, interval, &timeframe)?;
+    let data = data_source(&req, start_ts, end_ts, timeframe)?;
+    // Synthetic bars are named SYNTH and H1 unless told; a file by its name, and by the
+    // spacing of its bars (found when it is read).
+    let (symbol, timeframe) = match &data {
+        DataSource::Synthetic { .. } => (
+            symbol.unwrap_or_else(|| SyntheticBars::SYMBOL.into()),
+            timeframe
+                .map_or(DEFAULT_TIMEFRAME, |(name, _)| name)
+                .to_owned(),
+        ),
+        DataSource::Csv { path, .. } => (
+            symbol.unwrap_or_else(|| file_stem(path)),
+            timeframe.map_or("", |(name, _)| name).to_owned(),
+        ),
+    };
     let bar_delay = Duration::from_micros(bar_delay_us);
     check_duration(&data, bar_delay, max_run)?;
     let start_date = match (start, &data) {
@@ -190,8 +212,12 @@ fn run_id(req: &Fields<'_>) -> Result<BacktestId, ApiError> {
 
 /// `fast` and `slow`, the SMA lengths (`fast` < `slow`).
 fn sma_lengths(req: &Fields<'_>) -> Result<(u64, u64), ApiError> {
-    let fast = req.uint("fast", 1, 100_000)?.unwrap_or(10);
-    let slow = req.uint("slow", 1, 100_000)?.unwrap_or(30);
+    let fast = req
+        .uint("fast", 1, 100_000)?
+        .unwrap_or(SmaCrossover::DEFAULT_FAST as u64);
+    let slow = req
+        .uint("slow", 1, 100_000)?
+        .unwrap_or(SmaCrossover::DEFAULT_SLOW as u64);
     if fast >= slow {
         return Err(ApiError::field(
             if req.0.contains_key("slow") {
@@ -206,13 +232,13 @@ fn sma_lengths(req: &Fields<'_>) -> Result<(u64, u64), ApiError> {
 }
 
 /// Where the bars come from: `data_path`, or synthetic bars from `start` (or the
-/// default), `bars` of them or as many as reach `end`.
+/// default), `bars` of them or as many as reach `end` (not both: the run would stop at
+/// the date with fewer bars than asked).
 fn data_source(
     req: &Fields<'_>,
     start: Option<Timestamp>,
     end: Option<Timestamp>,
-    interval: Duration,
-    timeframe: &str,
+    timeframe: Option<(&str, Duration)>,
 ) -> Result<DataSource, ApiError> {
     let bars = req.uint("bars", 1, MAX_BARS)?;
     let seed = req.uint("seed", 0, u64::MAX)?.unwrap_or(42);
@@ -224,8 +250,16 @@ fn data_source(
         });
     }
     let first = start.unwrap_or_else(synthetic_start);
+    let (timeframe, interval) = timeframe.unwrap_or((DEFAULT_TIMEFRAME, DEFAULT_INTERVAL));
     let count = match (bars, end) {
-        (Some(b), _) => b,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                "end_date",
+                "give `bars` or `end_date` for synthetic data, not both: the bars run from \
+                 start_date, `bars` of them or as many as reach end_date",
+            ));
+        }
+        (Some(b), None) => b,
         (None, Some(end)) => {
             let span = end.unix_millis().saturating_sub(first.unix_millis()).max(0) as u128;
             let n = span.div_ceil(interval.as_millis().max(1)) as u64;
@@ -256,18 +290,12 @@ fn midnight(date: Date) -> Timestamp {
     Timestamp::from_offset_date_time(OffsetDateTime::new_utc(date, Time::MIDNIGHT))
 }
 
-fn timeframe_interval(timeframe: &str) -> Option<Duration> {
-    let minutes = match timeframe.to_ascii_uppercase().as_str() {
-        "M1" => 1,
-        "M5" => 5,
-        "M15" => 15,
-        "M30" => 30,
-        "H1" => 60,
-        "H4" => 240,
-        "D1" => 1_440,
-        _ => return None,
-    };
-    Some(Duration::from_secs(minutes * 60))
+/// The name of a data file without its directory and extension (`EURUSD_H1` for
+/// `fx/EURUSD_H1.csv`): the run's symbol unless the request names one.
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|stem| stem.to_string_lossy().chars().take(32).collect())
+        .unwrap_or_default()
 }
 
 /// Typed access to the request's fields; `null` counts as absent.
@@ -301,23 +329,30 @@ impl Fields<'_> {
         }
     }
 
+    /// A whole number from `min` to `max`; `100.0` is a whole number, `1e12` one out of
+    /// range, `1.5` none.
     fn uint(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
         let Some(value) = self.get(name) else {
             return Ok(None);
         };
-        let n = value.as_u64().ok_or_else(|| {
-            ApiError::field(
-                name,
-                format!("must be a whole number from {min} to {max}, not {value}"),
-            )
-        })?;
-        if n < min || n > max {
-            return Err(ApiError::field(
-                name,
-                format!("must be from {min} to {max}, not {n}"),
+        let refuse = |what: String| Err(ApiError::field(name, what));
+        let Value::Number(number) = value else {
+            return refuse(format!(
+                "must be a whole number from {min} to {max}, not {}",
+                kind(value)
             ));
+        };
+        match whole(number) {
+            Whole::Exact(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            Whole::Exact(n) => refuse(format!("must be from {min} to {max}, not {n}")),
+            Whole::Negative => refuse(format!("must be from {min} to {max}, not {number}")),
+            Whole::TooLarge => refuse(format!(
+                "must be from {min} to {max}; the number given is far larger"
+            )),
+            Whole::Fraction => refuse(format!(
+                "must be a whole number from {min} to {max}, not {number}"
+            )),
         }
-        Ok(Some(n))
     }
 
     fn positive(&self, name: &str) -> Result<Option<f64>, ApiError> {
@@ -352,6 +387,36 @@ fn parse_date(text: &str) -> Option<Date> {
     let month = Month::try_from(m.parse::<u8>().ok()?).ok()?;
     let date = Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?;
     (1970..=9999).contains(&date.year()).then_some(date)
+}
+
+/// What a JSON number is as a count.
+enum Whole {
+    /// A whole number that fits (`100`, `100.0`, `1e12`).
+    Exact(u64),
+    /// A whole number below zero.
+    Negative,
+    /// A whole number too large to be held exactly (beyond 2^53 as a float).
+    TooLarge,
+    /// A number with a fraction.
+    Fraction,
+}
+
+fn whole(number: &serde_json::Number) -> Whole {
+    if let Some(n) = number.as_u64() {
+        return Whole::Exact(n);
+    }
+    if number.as_i64().is_some() {
+        return Whole::Negative;
+    }
+    let x = number.as_f64().unwrap_or(f64::NAN);
+    // Floats hold every whole number up to 2^53 exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match x {
+        _ if x.fract() != 0.0 || !x.is_finite() => Whole::Fraction,
+        _ if x < 0.0 => Whole::Negative,
+        _ if x > EXACT => Whole::TooLarge,
+        _ => Whole::Exact(x as u64),
+    }
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use backtest_stream::engine::{BacktestRunner, CancelToken, RunError, error_chain};
 use backtest_stream::reference::{
-    Bar, EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars, read_csv_range,
+    Bar, EngineConfig, ReferenceEngine, SmaCrossover, SyntheticBars, read_csv_range, timeframe_of,
 };
 use backtest_stream::sink::{ProgressSink, SharedSink, SinkError};
 use backtest_stream::streamer::{ProgressStreamer, RunInfo, StreamerConfig};
@@ -96,6 +96,9 @@ struct Record {
     error_details: Option<String>,
     /// The last progress percentage streamed.
     progress: f64,
+    /// The bars the run uses (from its progress events): fewer than `bars` asked of a
+    /// file whose range holds fewer.
+    bars_used: Option<u64>,
     /// Stops the run (`DELETE /api/v1/backtest/{id}`).
     cancel: CancelToken,
     /// The run ended because it was cancelled.
@@ -132,7 +135,7 @@ impl Record {
         let s = &self.spec;
         let mut m = self.summary();
         m.remove("final_balance");
-        let data = match &s.data {
+        let mut data = match &s.data {
             DataSource::Synthetic { count, seed, .. } => {
                 json!({ "source": "synthetic", "bars": count, "seed": seed })
             }
@@ -140,6 +143,7 @@ impl Record {
                 json!({ "source": "csv", "data_path": path.display().to_string(), "bars": limit })
             }
         };
+        data["bars_used"] = json!(self.bars_used);
         m.insert("data".into(), data);
         m.insert(
             "bar_delay_us".into(),
@@ -260,6 +264,7 @@ impl Runs {
                     error: None,
                     error_details: None,
                     progress: 0.0,
+                    bars_used: None,
                     cancel: cancel.clone(),
                     cancelled: false,
                     owner,
@@ -382,7 +387,11 @@ impl Runs {
             return;
         };
         match event {
-            Event::BacktestProgress(p) => record.progress = p.progress,
+            Event::BacktestStart(s) => record.spec.timeframe.clone_from(&s.timeframe),
+            Event::BacktestProgress(p) => {
+                record.progress = p.progress;
+                record.bars_used = Some(p.total_bars);
+            }
             Event::BacktestComplete(c) => record.results = serde_json::to_value(c).ok(),
             Event::BacktestError(e) => {
                 record.error = Some(e.error.clone());
@@ -424,9 +433,10 @@ struct RunSink {
 impl ProgressSink for RunSink {
     fn publish(&self, envelope: &Envelope) -> Result<(), SinkError> {
         match &*envelope.event {
-            Event::BacktestProgress(_) | Event::BacktestComplete(_) | Event::BacktestError(_) => {
-                self.runs.record_event(&self.key, &envelope.event)
-            }
+            Event::BacktestStart(_)
+            | Event::BacktestProgress(_)
+            | Event::BacktestComplete(_)
+            | Event::BacktestError(_) => self.runs.record_event(&self.key, &envelope.event),
             _ => {}
         }
         self.hub.publish(envelope)
@@ -469,7 +479,11 @@ fn run_one(spec: &RunSpec, sink: RunSink, cancel: CancelToken) -> Outcome {
     let config = EngineConfig {
         initial_cash: spec.cash,
         symbol: spec.symbol.clone(),
-        timeframe: spec.timeframe.clone(),
+        // A file's timeframe, unless the request named one, is the spacing of its bars.
+        timeframe: match spec.timeframe.as_str() {
+            "" => timeframe_of(&bars).unwrap_or_default().to_owned(),
+            named => named.to_owned(),
+        },
         // The trade list of backtest_complete stays bounded.
         max_result_trades: Some(500),
         ..EngineConfig::default()

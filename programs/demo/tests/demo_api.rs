@@ -5,7 +5,7 @@ mod demo_support;
 use std::time::Duration;
 
 use demo_support::Demo;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const RUN: &str = "/api/v1/backtest/run";
 
@@ -72,6 +72,82 @@ fn an_empty_body_starts_a_run_with_the_defaults() {
     assert_eq!(run["data"]["bars"], 5_000);
     assert_eq!(run["bar_delay_us"], 3_000);
     assert_eq!(run["timeframe"], "H1");
+    // The crate's one set of defaults (the reference module's "Defaults").
+    assert_eq!(run["symbol"], "SYNTH");
+    let parameters = &run["parameters"];
+    assert_eq!(
+        (
+            &parameters["fast"],
+            &parameters["slow"],
+            &parameters["size"],
+            &parameters["cash"]
+        ),
+        (&json!(10), &json!(30), &json!(10.0), &json!(10_000.0)),
+        "{run}"
+    );
+}
+
+#[test]
+fn numbers_and_timeframes_are_read_as_a_person_means_them() {
+    let demo = Demo::start();
+    // Out of range, not "not a whole number"; a huge integer is not echoed as a float.
+    for (body, field, expected) in [
+        (
+            r#"{"bars":1e12}"#,
+            "bars",
+            "must be from 1 to 2000000, not 1000000000000",
+        ),
+        (
+            r#"{"bars":123456789012345678901234567890}"#,
+            "bars",
+            "must be from 1 to 2000000; the number given is far larger",
+        ),
+        (
+            r#"{"bars":-3}"#,
+            "bars",
+            "must be from 1 to 2000000, not -3",
+        ),
+        (
+            r#"{"bars":2.5}"#,
+            "bars",
+            "must be a whole number from 1 to 2000000, not 2.5",
+        ),
+        (
+            r#"{"bars":"ten"}"#,
+            "bars",
+            "must be a whole number from 1 to 2000000, not a string",
+        ),
+        (
+            r#"{"bars":100,"end_date":"2024-02-01"}"#,
+            "end_date",
+            "not both",
+        ),
+    ] {
+        let (status, reply) = demo.post(RUN, body);
+        assert_eq!(status, 400, "{body} -> {reply}");
+        assert_eq!(reply["field"], field, "{body} -> {reply}");
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(expected),
+            "{body}: {expected:?} not in {error:?}"
+        );
+        assert!(!error.contains("e+"), "{body}: {error}");
+    }
+    // 100.0 is a whole number, and h4 is H4.
+    let body = r#"{"backtest_id":"whole","bars":100.0,"bar_delay_us":0,"timeframe":"h4"}"#;
+    let (status, reply) = demo.post(RUN, body);
+    assert_eq!(status, 202, "{reply}");
+    let done = demo.wait_finished("whole", Duration::from_secs(60));
+    assert_eq!(done["data"]["bars"], 100, "{done}");
+    assert_eq!(done["data"]["bars_used"], 100, "{done}");
+    assert_eq!(done["timeframe"], "H4", "{done}");
+    assert_eq!(done["results"]["results"]["bars"], 100, "{done}");
+    // An end date alone: the bars that reach it (31 days of H1 bars from 2024-01-01).
+    let body = r#"{"backtest_id":"dated","end_date":"2024-02-01","bar_delay_us":0}"#;
+    assert_eq!(demo.post(RUN, body).0, 202);
+    let done = demo.wait_finished("dated", Duration::from_secs(60));
+    assert_eq!(done["data"]["bars"], 31 * 24, "{done}");
+    assert_eq!(done["data"]["bars_used"], 31 * 24, "{done}");
 }
 
 #[test]

@@ -256,6 +256,11 @@ fn a_csv_is_read_only_as_far_as_the_run_needs_and_its_size_is_capped() {
     let done = demo.wait_finished("ten", Duration::from_secs(30));
     assert_eq!(done["status"], "complete", "{done}");
     assert_eq!(done["results"]["results"]["bars"], 10);
+    // A file's run is named after the file, its timeframe read from its bars' spacing,
+    // and the bars it used are shown.
+    assert_eq!(done["symbol"], "tail", "{done}");
+    assert_eq!(done["timeframe"], "H1", "{done}");
+    assert_eq!(done["data"]["bars_used"], 10, "{done}");
     // The whole file: its bad line is read, and named.
     let body = json!({"backtest_id": "all", "data_path": "tail.csv", "bar_delay_us": 0});
     assert_eq!(post_json(&demo, &body).0, 202);

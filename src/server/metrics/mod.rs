@@ -1,5 +1,5 @@
 //! The hub's figures, and a gateway's or a Redis sink's, as Prometheus metrics (feature
-//! `metrics`), on the official `prometheus-client`: a [`Collector`] that reads
+//! `metrics`), on the official `prometheus-client`: a [`Collector`](https://docs.rs/prometheus-client/0.26/prometheus_client/collector/trait.Collector.html) that reads
 //! [`Hub::stats`] (and [`Gateway::stats`](crate::broker::Gateway::stats),
 //! [`RedisSink::stats`](crate::broker::RedisSink::stats)) at each scrape, so nothing is
 //! counted twice.

@@ -2,16 +2,19 @@
 //! streams the run as JSON Lines to standard output.
 //!
 //! ```text
-//! cargo run --release --example backtest -- [--data FILE.csv] [--fast 10 --slow 20
-//!     --size 1 --cash 10000] [--bars 10000 --seed 42] [--mode vanilla] [--id my-run]
+//! cargo run --release --example backtest -- [--data FILE.csv] [--fast 10 --slow 30
+//!     --size 10 --cash 10000] [--bars 10000 --seed 42] [--mode vanilla] [--id my-run]
 //!     [--symbol EURUSD --timeframe H1] [--every 100] [--slippage 0]
-//!     [--periods-per-year 252|365] [--max-result-trades N] [--no-stream]
+//!     [--periods-per-year 252] [--max-result-trades N] [--no-stream]
 //!     [--ws ADDR [--linger SECS]] [--redis URL] [--bar-delay-us N]
 //! ```
 //!
 //! Every line on stdout is one event (`backtest_start`, `backtest_progress`, the run's
 //! `log_entry` lines for its fills, then `backtest_complete` or `backtest_error`); a
-//! summary goes to stderr.
+//! summary goes to stderr. The defaults are the crate's one set (the `reference` module's
+//! "Defaults"), the demo's too. The exit status tells a script what happened: 0 the run
+//! completed, 1 it failed or was cancelled (or its events could not all be written), 2 a
+//! bad command line, 3 data that cannot be read or holds a bad line.
 //!
 //! With `--ws 127.0.0.1:8000` (feature `server`) the run is also streamed by the crate's
 //! WebSocket server on that address: its URL (`ws://127.0.0.1:8000/ws`) goes to stderr,
@@ -29,7 +32,6 @@
 //! is written everywhere (Redis included) before the example exits with status 1, so a
 //! stopped worker's run does not stay "running" on the gateways.
 
-use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,174 +39,17 @@ use std::time::Duration;
 use backtest_stream::engine::BacktestRunner;
 use backtest_stream::log_bridge::LogBridge;
 use backtest_stream::reference::{
-    Bar, EngineConfig, ReferenceEngine, SmaCrossover, Strategy, StrategyContext, StrategyError,
-    SyntheticBars, load_csv,
+    Bar, CsvError, EngineConfig, ReferenceEngine, SmaCrossover, Strategy, StrategyContext,
+    StrategyError, SyntheticBars, load_csv, timeframe_of,
 };
 use backtest_stream::sink::{
     JsonLinesConfig, JsonLinesSink, OverflowPolicy, ProgressSink, SharedSink,
 };
 use backtest_stream::wire::BacktestId;
 
-const USAGE: &str = "usage: backtest [--data FILE.csv] [--fast N] [--slow N] [--size X] \
-[--cash X] [--bars N] [--seed N] [--mode LABEL] [--id ID] [--symbol S] [--timeframe T] \
-[--every N] [--slippage X] [--periods-per-year X] [--max-result-trades N] [--no-stream] \
-[--ws ADDR [--linger SECS]] [--redis URL [--redis-queue N]] [--bar-delay-us N]";
+use crate::options::{Command, HELP, Options, USAGE, parse_args};
 
-const HELP: &str = "\
-Runs the SMA-crossover strategy and streams the run as JSON Lines on stdout.
-
-Data:
-  --data FILE.csv          bars from a CSV file (timestamp,open,high,low,close,volume)
-  --bars N                 synthetic bars when there is no --data (default 10000)
-  --seed N                 seed of the synthetic bars (default 42)
-Strategy and account:
-  --fast N, --slow N       SMA lengths (default 10 and 20)
-  --size X                 units per trade (default 1)
-  --cash X                 starting cash (default 10000)
-  --slippage X             price added to buys, taken from sells (default 0)
-  --periods-per-year X     Sharpe annualisation (default 252 with --data, else 365)
-Streaming:
-  --mode LABEL             the run's variant label (default sma_crossover)
-  --id ID                  the run's id (default: a random UUID)
-  --symbol S, --timeframe T  shown in backtest_start (default SYNTH, H1)
-  --every N                progress every N bars (default 100)
-  --max-result-trades N    list only the last N trades in backtest_complete
-  --no-stream              run without streaming; print only the summary
-  --ws ADDR                also serve the run over WebSocket on ADDR (ws://ADDR/ws)
-  --linger SECS            with --ws: keep serving SECS after the run
-  --redis URL              also write the run to Redis Streams (redis://HOST:PORT) for
-                           gateways to serve; waits until it is written before exiting
-  --redis-queue N          with --redis: events kept while Redis is slow or away (default
-                           65536); past 3/4 of it progress is dropped (counted, announced)
-  --bar-delay-us N         sleep N microseconds per bar, to watch a run
-  -h, --help               this help";
-
-struct Options {
-    data: Option<String>,
-    fast: usize,
-    slow: usize,
-    size: f64,
-    cash: f64,
-    bars: usize,
-    seed: u64,
-    mode: Option<String>,
-    id: Option<String>,
-    symbol: String,
-    timeframe: String,
-    every: u64,
-    slippage: f64,
-    periods_per_year: Option<f64>,
-    max_result_trades: Option<usize>,
-    stream: bool,
-    ws: Option<String>,
-    redis: Option<String>,
-    redis_queue: Option<usize>,
-    linger: Duration,
-    bar_delay: Duration,
-}
-
-/// What the command line asks for.
-enum Command {
-    Run(Box<Options>),
-    Help,
-}
-
-fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
-    use lexopt::prelude::*;
-
-    let mut options = Options {
-        data: None,
-        fast: 10,
-        slow: 20,
-        size: 1.0,
-        cash: 10_000.0,
-        bars: 10_000,
-        seed: 42,
-        mode: None,
-        id: None,
-        symbol: "SYNTH".into(),
-        timeframe: "H1".into(),
-        every: 100,
-        slippage: 0.0,
-        periods_per_year: None,
-        max_result_trades: None,
-        stream: true,
-        ws: None,
-        redis: None,
-        redis_queue: None,
-        linger: Duration::ZERO,
-        bar_delay: Duration::ZERO,
-    };
-    let mut parser =
-        lexopt::Parser::from_iter(std::iter::once(OsString::from("backtest")).chain(args));
-    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
-        let flag = match arg {
-            Long("no-stream") => {
-                options.stream = false;
-                continue;
-            }
-            Short('h') | Long("help") => return Ok(Command::Help),
-            Long(flag) => format!("--{flag}"),
-            Short(flag) => return Err(format!("unknown option -{flag}\n{USAGE}")),
-            Value(value) => return Err(format!("unexpected argument {value:?}\n{USAGE}")),
-        };
-        let value = parser
-            .value()
-            .map_err(|_| format!("{flag} needs a value\n{USAGE}"))?
-            .into_string()
-            .map_err(|v| format!("{flag}: {v:?} is not valid text"))?;
-        set(&mut options, &flag, value)?;
-    }
-    if options.ws.is_none() && !options.linger.is_zero() {
-        return Err(format!("--linger needs --ws\n{USAGE}"));
-    }
-    if options.redis.is_none() && options.redis_queue.is_some() {
-        return Err(format!("--redis-queue needs --redis\n{USAGE}"));
-    }
-    Ok(Command::Run(Box::new(options)))
-}
-
-/// Sets the option `flag` (`--fast`, ...) from its value.
-fn set(options: &mut Options, flag: &str, value: String) -> Result<(), String> {
-    let number = |what: &str| format!("{flag}: {value:?} is not {what}");
-    match flag {
-        "--data" => options.data = Some(value),
-        "--fast" => options.fast = value.parse().map_err(|_| number("a count"))?,
-        "--slow" => options.slow = value.parse().map_err(|_| number("a count"))?,
-        "--size" => options.size = value.parse().map_err(|_| number("a number"))?,
-        "--cash" => options.cash = value.parse().map_err(|_| number("a number"))?,
-        "--bars" => options.bars = value.parse().map_err(|_| number("a count"))?,
-        "--seed" => options.seed = value.parse().map_err(|_| number("a seed"))?,
-        "--mode" => options.mode = Some(value),
-        "--id" => options.id = Some(value),
-        "--symbol" => options.symbol = value,
-        "--timeframe" => options.timeframe = value,
-        "--every" => options.every = value.parse().map_err(|_| number("a count"))?,
-        "--slippage" => options.slippage = value.parse().map_err(|_| number("a number"))?,
-        "--max-result-trades" => {
-            options.max_result_trades = Some(value.parse().map_err(|_| number("a count"))?)
-        }
-        "--ws" => options.ws = Some(value),
-        "--redis" => options.redis = Some(value),
-        "--redis-queue" => match value.parse::<usize>() {
-            Ok(events) if events >= 4 => options.redis_queue = Some(events),
-            _ => return Err(number("a count of at least 4")),
-        },
-        "--linger" => {
-            let secs: f64 = value.parse().map_err(|_| number("a number of seconds"))?;
-            options.linger =
-                Duration::try_from_secs_f64(secs).map_err(|_| number("a number of seconds"))?;
-        }
-        "--bar-delay-us" => {
-            options.bar_delay = Duration::from_micros(value.parse().map_err(|_| number("a count"))?)
-        }
-        "--periods-per-year" => {
-            options.periods_per_year = Some(value.parse().map_err(|_| number("a number"))?)
-        }
-        _ => return Err(format!("unknown option {flag}\n{USAGE}")),
-    }
-    Ok(())
-}
+mod options;
 
 /// A strategy that sleeps before each bar, so that a person can watch a run.
 struct Paced<S> {
@@ -361,45 +206,57 @@ mod ws {
     }
 }
 
+/// Why the example stopped before or after its run, with its exit status.
+enum Failure {
+    /// A bad command line: status 2.
+    Usage(String),
+    /// Data that cannot be read or holds a bad line: status 3.
+    Data(String),
+    /// A run that could not be streamed or delivered: status 1.
+    Other(String),
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
-        Err(message) => {
+        Err(failure) => {
+            let (code, message) = match failure {
+                Failure::Usage(message) => (2, message),
+                Failure::Data(message) => (3, message),
+                Failure::Other(message) => (1, message),
+            };
             eprintln!("error: {message}");
-            ExitCode::from(2)
+            ExitCode::from(code)
         }
     }
 }
 
-fn run() -> Result<ExitCode, String> {
-    let options = match parse_args(std::env::args_os().skip(1))? {
+fn run() -> Result<ExitCode, Failure> {
+    let options = match parse_args(std::env::args_os().skip(1)).map_err(Failure::Usage)? {
         Command::Run(options) => *options,
         Command::Help => {
             println!("{USAGE}\n\n{HELP}");
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let bars = match &options.data {
-        Some(path) => load_csv(path).map_err(|e| format!("{path}: {e}"))?,
-        None => SyntheticBars {
-            count: options.bars,
-            seed: options.seed,
-            ..SyntheticBars::default()
-        }
-        .generate()
-        .map_err(|e| e.to_string())?,
-    };
+    let bars = load_bars(&options)?;
     let strategy = Paced {
         inner: SmaCrossover::new(options.fast, options.slow, options.size)
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| Failure::Usage(e.to_string()))?,
         delay: options.bar_delay,
     };
-    let server = options.ws.as_deref().map(ws::WsServer::start).transpose()?;
+    let server = options
+        .ws
+        .as_deref()
+        .map(ws::WsServer::start)
+        .transpose()
+        .map_err(Failure::Other)?;
     let broker = options
         .redis
         .as_deref()
         .map(|url| broker::Broker::connect(url, options.redis_queue))
-        .transpose()?;
+        .transpose()
+        .map_err(Failure::Usage)?;
 
     // Block rather than drop: an example's output should be complete.
     let stdout = Arc::new(JsonLinesSink::with_config(
@@ -426,7 +283,7 @@ fn run() -> Result<ExitCode, String> {
             .level(log::LevelFilter::Info)
             .build()
             .try_init()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Other(e.to_string()))?;
     }
     let mut code = backtest(&options, &bars, strategy, sink)?;
     let _ = stdout.flush();
@@ -442,29 +299,74 @@ fn run() -> Result<ExitCode, String> {
     Ok(code)
 }
 
+/// The bars of `--data`, or the synthetic ones.
+fn load_bars(options: &Options) -> Result<Vec<Bar>, Failure> {
+    match &options.data {
+        // An unreadable file's error names it already; a bad line's does not.
+        Some(path) => load_csv(path).map_err(|e| match e {
+            CsvError::Io { .. } => Failure::Data(e.to_string()),
+            _ => Failure::Data(format!("{path}: {e}")),
+        }),
+        None => SyntheticBars {
+            count: options.bars,
+            seed: options.seed,
+            ..SyntheticBars::default()
+        }
+        .generate()
+        .map_err(|e| Failure::Usage(e.to_string())),
+    }
+}
+
+/// The symbol and timeframe of `backtest_start`: as given, or from the data.
+fn symbol_and_timeframe(options: &Options, bars: &[Bar]) -> (String, String) {
+    let symbol = options
+        .symbol
+        .clone()
+        .unwrap_or_else(|| match &options.data {
+            Some(path) => std::path::Path::new(path)
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            None => SyntheticBars::SYMBOL.to_owned(),
+        });
+    let timeframe = options
+        .timeframe
+        .clone()
+        .unwrap_or_else(|| timeframe_of(bars).unwrap_or_default().to_owned());
+    (symbol, timeframe)
+}
+
+/// `value` with `decimals` decimals, never as `-0.00`.
+fn fixed(value: f64, decimals: usize) -> String {
+    let text = format!("{value:.decimals$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_owned(),
+        _ => text,
+    }
+}
+
 /// Runs the strategy on the bars, streaming to `sink`, and prints the summary.
 fn backtest(
     options: &Options,
     bars: &[Bar],
     strategy: Paced<SmaCrossover>,
     sink: Option<SharedSink>,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Failure> {
     let mut runner = BacktestRunner::streaming(sink).progress_every(options.every);
     if let Some(mode) = &options.mode {
         runner = runner.variant(mode.clone());
     }
     if let Some(id) = &options.id {
-        runner = runner.with_id(BacktestId::new(id).map_err(|e| e.to_string())?);
+        runner =
+            runner.with_id(BacktestId::new(id).map_err(|e| Failure::Usage(format!("--id: {e}")))?);
     }
+    let (symbol, timeframe) = symbol_and_timeframe(options, bars);
     let config = EngineConfig {
         initial_cash: options.cash,
         slippage: options.slippage,
-        // The synthetic data trades every day; a CSV file is taken to be a stock market.
-        periods_per_year: options
-            .periods_per_year
-            .unwrap_or(if options.data.is_some() { 252.0 } else { 365.0 }),
-        symbol: options.symbol.clone(),
-        timeframe: options.timeframe.clone(),
+        periods_per_year: options.periods_per_year,
+        symbol,
+        timeframe,
         max_result_trades: options.max_result_trades,
     };
     let id = runner.id().clone();
@@ -473,15 +375,16 @@ fn backtest(
         Ok(report) => {
             let m = report.metrics;
             eprintln!(
-                "{id}: {} bars, {} trades, final balance {:.2}, return {:.2} %, drawdown {:.2} %, \
-                 win rate {:.1} %, Sharpe {:.2}",
+                "{id}: {} bars, {} trade{}, final balance {}, return {} %, drawdown {} %, win \
+                 rate {} %, Sharpe {}",
                 report.bars,
                 m.total_trades,
-                m.final_balance,
-                m.return_pct,
-                m.drawdown,
-                m.win_rate,
-                m.sharpe_ratio
+                if m.total_trades == 1 { "" } else { "s" },
+                fixed(m.final_balance, 2),
+                fixed(m.return_pct, 2),
+                fixed(m.drawdown, 2),
+                fixed(m.win_rate, 1),
+                fixed(m.sharpe_ratio, 2)
             );
             Ok(ExitCode::SUCCESS)
         }
