@@ -43,6 +43,47 @@ async fn closed_connections_are_cleaned_up() {
     server.wait_stats(|s| s.events_published == 1).await;
 }
 
+/// A connection is counted until the hub has forgotten it and its subscriptions: a
+/// `stats()` that shows no connection shows no subscription either, even while the hub
+/// is busy fanning out a burst when the clients leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_subscription_is_counted_without_its_connection() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    for round in 0..5 {
+        let mut clients = Vec::new();
+        for _ in 0..50 {
+            let mut client = server.connect().await;
+            subscribe_topic(&mut client, "backtest").await;
+            clients.push(client);
+        }
+        let sink = server.hub.sink();
+        let burst = std::thread::spawn(move || {
+            use backtest_stream::sink::ProgressSink;
+            for bars in 0..20_000 {
+                let envelope =
+                    backtest_stream::wire::Envelope::new(Topic::BACKTEST, progress("burst", bars));
+                let _ = sink.publish(&envelope);
+            }
+        });
+        drop(clients);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let stats = server.hub.stats();
+            if stats.connections == 0 {
+                assert!(
+                    stats.subscriptions.is_empty(),
+                    "round {round}: no connection but {:?}",
+                    stats.subscriptions
+                );
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{stats:?}");
+            tokio::task::yield_now().await;
+        }
+        burst.join().expect("publisher");
+    }
+}
+
 #[tokio::test]
 async fn connections_over_the_limit_are_closed_with_1013() {
     let server = TestServer::start(ServerConfig::default().max_connections(2)).await;

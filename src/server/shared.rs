@@ -82,8 +82,11 @@ pub(crate) enum Command {
         id: u64,
         topic: Topic,
     },
+    /// The connection ended. Its slot is released once the hub has forgotten it and its
+    /// subscriptions, so `stats()` never shows subscriptions of no connection.
     Disconnect {
         id: u64,
+        slot: Option<Slot>,
     },
     /// The connection's queue is empty: continue its replay.
     Drained {

@@ -193,7 +193,10 @@ impl HubTask {
             Command::Authorize { id, grants } => self.subs.authorize(id, grants),
             Command::Subscribe { id, request } => self.subs.subscribe(id, request),
             Command::Unsubscribe { id, topic } => self.subs.unsubscribe(id, topic),
-            Command::Disconnect { id } => self.subs.remove(id),
+            Command::Disconnect { id, slot } => {
+                self.subs.remove(id);
+                drop(slot);
+            }
             Command::Drained { id } => self.subs.continue_replays(id),
             Command::SetArchive(archive) => self.subs.set_archive(archive),
             Command::Archived {

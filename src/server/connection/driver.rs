@@ -23,7 +23,7 @@ use crate::server::frames::reply_frame;
 use crate::server::hub::Hub;
 use crate::server::limits::MessageVerdict;
 use crate::server::queue::{ClientQueue, Taken};
-use crate::server::shared::Command;
+use crate::server::shared::{Command, Slot};
 use crate::server::stats::{add, bump};
 use crate::wire::{BadRequest, ClientMessage, CloseCode, ErrorCode, ServerMessage};
 
@@ -41,6 +41,8 @@ pub(super) struct Driver<'h, S> {
     ws: WebSocketStream<S>,
     queue: Arc<ClientQueue>,
     id: u64,
+    /// The connection's slot: released by the hub with the connection.
+    slot: Option<Slot>,
     /// Frames taken from the queue, being written.
     batch: VecDeque<Utf8Bytes>,
     /// Local replies and control frames, written before the batch.
@@ -77,7 +79,10 @@ impl<S> Drop for Driver<'_, S> {
     fn drop(&mut self) {
         let left = self.batch.len() + self.queue.close_and_discard();
         add(&self.hub.shared.counters.closed_connection, left as u64);
-        self.hub.command(Command::Disconnect { id: self.id });
+        self.hub.command(Command::Disconnect {
+            id: self.id,
+            slot: self.slot.take(),
+        });
     }
 }
 
@@ -89,9 +94,10 @@ where
         hub: &'h Hub,
         ws: WebSocketStream<S>,
         queue: Arc<ClientQueue>,
-        id: u64,
+        slot: Slot,
         session: Session,
     ) -> Self {
+        let id = slot.id;
         let interval = hub.config().ping_interval;
         let ping_at = Instant::now() + interval;
         let first = session.deadline().map_or(ping_at, |d| d.min(ping_at));
@@ -100,6 +106,7 @@ where
             ws,
             queue,
             id,
+            slot: Some(slot),
             batch: VecDeque::new(),
             replies: VecDeque::new(),
             unflushed: false,

@@ -118,9 +118,6 @@ where
         queue: Arc::clone(&queue),
         access: session.access(),
     });
-    let mut driver = driver::Driver::new(hub, ws, queue, slot.id, session);
-    let end = std::future::poll_fn(|cx| driver.poll_drive(cx)).await;
-    drop(driver);
-    drop(slot);
-    end
+    let mut driver = driver::Driver::new(hub, ws, queue, slot, session);
+    std::future::poll_fn(|cx| driver.poll_drive(cx)).await
 }
