@@ -11,9 +11,10 @@ export function onLagged(d) {
   const topic = d && d.topic ? String(d.topic) : TOPIC;
   if (conn.historyGap && topic === TOPIC) {
     // Events from before the server's retained history, announced to a page that
-    // subscribed with `since: 0`: the snapshot already gave those runs' state.
-    conn.historyGap = false;
-    document.body.setAttribute('data-history-missed', String(missed));
+    // subscribed with `since: 0` (each lost stretch before the frame after it, until the
+    // replay reaches the head): the snapshot already gave those runs' state.
+    conn.historyMissed += missed;
+    document.body.setAttribute('data-history-missed', String(conn.historyMissed));
     return;
   }
   laggedTotal += missed;
@@ -50,7 +51,9 @@ export const conn = {
   lastSeq: 0,           // highest seq applied in this epoch
   seen: new Set(),      // seqs applied in this epoch (duplicates are dropped)
   pending: null,        // 'history' | 'resume': what the outstanding subscribe asked for
-  historyGap: false,    // a history subscribe found older events no longer retained
+  historyGap: false,    // a history subscribe is replaying: its lagged notices are history
+  historyHead: 0,       // the head seq when the history subscribe was confirmed
+  historyMissed: 0,     // events of the history no longer retained
   attempts: 0,
   retryAt: 0,
   retryTimer: null,
@@ -257,6 +260,9 @@ export function onFrame(raw) {
     if (seq > conn.lastSeq) conn.lastSeq = seq;
     if (conn.seen.size > 50000) pruneSeen();
   }
+  // The history replay reached the head it was confirmed at: from now on a lagged
+  // notice is news.
+  if (conn.historyGap && seq != null && seq >= conn.historyHead) conn.historyGap = false;
   currentSeq = seq;
   try { applyEvent(type, msg.data); } finally { currentSeq = null; }
 }
@@ -299,8 +305,13 @@ export function onConfirmed(msg) {
     // how much was lost. The listing catches results of runs that ended meanwhile.
     loadKnownRuns();
   }
-  // The history a page never had is not news: its lagged notice is not a warning.
-  if (asked === 'history') conn.historyGap = msg.recovered === false;
+  // The history a page never had is not news: the lagged notices of its replay, up to
+  // the head it was confirmed at, are not a warning.
+  if (asked === 'history') {
+    conn.historyHead = isNum(msg.seq) ? msg.seq : 0;
+    conn.historyGap = conn.historyHead > 0;
+    conn.historyMissed = 0;
+  }
 }
 
 /** A subscription to one run (a token without the whole topic) is confirmed. */
