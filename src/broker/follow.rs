@@ -185,8 +185,8 @@ impl Follower {
     /// Reads every topic's epoch, making it when the topic has none yet (so that clients
     /// are never given one its events will not carry), and its counter for the broker
     /// lag: a topic met for the first time with a past is rebuilt from its stream's
-    /// tail (a new one is read whole); a changed epoch (the broker lost its data) starts it anew, read from
-    /// its start.
+    /// tail (a new one is read whole); a changed epoch (the broker lost its data) starts
+    /// it anew, read from its start.
     async fn check_epochs(&mut self, connection: &mut MultiplexedConnection) -> Result<(), Stop> {
         let mut counters = Vec::with_capacity(self.positions.len());
         for index in 0..self.positions.len() {
@@ -198,7 +198,8 @@ impl Follower {
                 .arg(uuid::Uuid::new_v4().to_string())
                 .invoke_async(connection)
                 .await?;
-            let had_past = counter.as_deref().and_then(|c| c.parse::<u64>().ok()) > Some(0);
+            let counter = counter.and_then(|c| c.parse::<u64>().ok());
+            let had_past = counter > Some(0);
             counters.push(counter);
             let known = self.positions[index].epoch.clone();
             if known.as_ref() == Some(&observed) {
@@ -228,13 +229,12 @@ impl Follower {
     }
 
     /// Records how far each topic's counter in Redis is ahead of what was read.
-    fn note_lag(&self, counters: &[Option<String>]) {
+    fn note_lag(&self, counters: &[Option<u64>]) {
         let behind = self
             .positions
             .iter()
             .zip(counters)
-            .map(|(position, counter)| {
-                let numbered = counter.as_deref().and_then(|c| c.parse::<u64>().ok());
+            .map(|(position, numbered)| {
                 let lag = numbered.unwrap_or(0).saturating_sub(position.delivered.0);
                 (position.topic.clone(), lag)
             });

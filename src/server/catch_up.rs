@@ -39,16 +39,29 @@ pub(crate) fn fill_lost_terminals(
     if missed == 0 {
         return 0;
     }
-    let topic = &cursor.topic;
     let until = cursor.next + missed;
-    let mut at = cursor.next;
+    let terminals = history.terminals_between(cursor.next, until, cursor.run.as_ref());
+    fill_gap(queue, &cursor.topic, cursor.next..until, terminals)
+}
+
+/// Sends what a client still gets of a stretch of seqs it otherwise lost (`frames`, in
+/// seq order, all within `gap`): each lost run of seqs is announced just before the
+/// frame after it, and what is lost after the last frame before the topic's next frame.
+/// Returns the frames that did not fit.
+fn fill_gap<'a>(
+    queue: &ClientQueue,
+    topic: &Topic,
+    gap: std::ops::Range<u64>,
+    frames: impl IntoIterator<Item = (u64, &'a Utf8Bytes)>,
+) -> u64 {
+    let mut at = gap.start;
     let mut lagged = 0;
-    for (seq, frame) in history.terminals_between(at, until, cursor.run.as_ref()) {
+    for (seq, frame) in frames {
         queue.add_missed(topic, seq - at);
         lagged += queue.push_replayed(topic, [frame]);
         at = seq + 1;
     }
-    queue.add_missed(topic, until - at);
+    queue.add_missed(topic, gap.end.saturating_sub(at));
     lagged
 }
 
@@ -109,19 +122,11 @@ impl<'a> CatchUp<'a> {
                 cursor: None,
             };
         };
-        // The snapshot fills the lost part of the gap (`since` < seq < the oldest
-        // retained), in seq order: each lost stretch is announced just before the frame
-        // after it, and what is left of it before the replay.
-        let mut at = request.since.unwrap_or(0).saturating_add(1);
-        let (mut announced, mut lagged) = (0, 0);
-        for (seq, frame) in &self.snapshot {
-            let gap = seq.saturating_sub(at);
-            queue.add_missed(topic, gap);
-            announced += gap + 1;
-            lagged += queue.push_replayed(topic, [*frame]);
-            at = seq + 1;
-        }
-        queue.add_missed(topic, replay.missed.saturating_sub(announced));
+        // The snapshot fills the part of the gap no longer retained (`since` < seq <
+        // the oldest retained), in seq order, its lost stretches announced around it.
+        let first = request.since.unwrap_or(0).saturating_add(1);
+        let lost = first..first + replay.missed;
+        let mut lagged = fill_gap(queue, topic, lost, self.snapshot.iter().copied());
         // A new subscription whose replay does not fit continues it as the queue
         // drains, and joins live delivery only when the replay reaches the head.
         let room = queue.free(topic);
